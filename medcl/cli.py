@@ -1,0 +1,237 @@
+"""The ``medcl`` command: one subcommand per stage, plus ``run`` and ``demo``.
+
+Every subcommand reads and writes one run directory. Problems with the user's input are
+printed as one sentence on stderr with exit status 2; an interrupted command exits 130 and
+can simply be run again to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
+
+from medcl.errors import MedclError  # noqa: E402
+
+EPILOG = """\
+examples:
+  medcl demo --quick                      # 2-3 minutes on a laptop CPU
+  medcl demo --out runs/demo              # random vs SimCLR vs UFC, 4 label fractions, 3 seeds
+  medcl run my.yaml run.seeds=[0] pretrain.epochs=100
+  medcl features my.yaml --run runs/a     # then: cluster, pretrain, finetune, evaluate
+  medcl pretrain --run runs/a method=ufc seed=0
+
+Configs are YAML files with sections data, model, features, cluster, pretrain, finetune and
+run; any key can be overridden with section.key=value. See README.md for every key.
+"""
+
+
+def _config_args(p: argparse.ArgumentParser, run_required: bool = False) -> None:
+    p.add_argument("args", nargs="*", metavar="CONFIG.yaml|key=value",
+                   help="a YAML config and/or section.key=value overrides")
+    p.add_argument("--run", required=run_required, metavar="DIR",
+                   help="run directory to read from and write to")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medcl",
+        description=(
+            "Learn from unlabeled medical images. Cluster-guided contrastive pretraining "
+            "(UFC): a beta-VAE embeds the images, agglomerative clustering turns the "
+            "embeddings into pseudo-classes, a UNet encoder is pretrained so that images of "
+            "the same pseudo-class are positives, and the UNet is fine-tuned for "
+            "segmentation with a fraction of the masks, compared with random init and SimCLR."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from medcl import __version__
+
+    parser.add_argument("--version", action="version", version=f"medcl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo", help="random init vs SimCLR vs UFC on the built-in brain MRI (brain-aal)",
+        description="Run the whole pipeline on the built-in brain-aal data set (Colin27 T1 "
+        "MRI with AAL region groups) at 5/10/20/100% labels and 3 seeds, then print the Dice "
+        "table. Rerunning the same command resumes an interrupted demo.",
+    )
+    demo.add_argument("--out", default="runs/demo", metavar="DIR", help="run directory (default: runs/demo)")
+    demo.add_argument("--quick", action="store_true", help="one seed and short schedules (about 2-3 minutes)")
+    demo.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+
+    run = sub.add_parser("run", help="the whole pipeline from a YAML config",
+                         description="features -> cluster -> pretrain -> finetune -> evaluate -> report.")
+    run.add_argument("config", metavar="CONFIG.yaml")
+    run.add_argument("overrides", nargs="*", metavar="key=value")
+    run.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
+
+    for name, text in [
+        ("features", "stage 1: train the beta-VAE and save the embeddings"),
+        ("cluster", "stage 2: cluster the embeddings into pseudo-classes (k from the elbow)"),
+        ("pretrain", "stage 3: pretrain the encoder (method=NAME seed=S)"),
+        ("finetune", "stage 4: fine-tune on a fraction of the masks (method=, fraction=, seed=)"),
+        ("evaluate", "test Dice of every fine-tuned model, results table and report"),
+    ]:
+        p = sub.add_parser(name, help=text, description=text + ". Reads/writes the run directory; "
+                           "the first stage needs a config, later ones reuse the run's config.")
+        _config_args(p, run_required=True)
+    return parser
+
+
+def _split_args(items: list[str]) -> tuple[str | None, list[str]]:
+    config = None
+    overrides = []
+    for item in items:
+        if "=" not in item and (item.endswith((".yaml", ".yml")) or Path(item).exists()):
+            if config is not None:
+                raise MedclError(f"Two config files given ('{config}' and '{item}'); give one.")
+            config = item
+        else:
+            overrides.append(item)
+    return config, overrides
+
+
+def _stage_config(run_dir: str, items: list[str], stage_keys: tuple[str, ...] = ()):
+    """Config for a single-stage command: the run's saved config, a file, and overrides."""
+    from medcl.config import load_config
+    from medcl.rundir import RunDir
+
+    config, overrides = _split_args(items)
+    picked = {}
+    rest = []
+    for o in overrides:
+        key = o.split("=", 1)[0]
+        if key in stage_keys:
+            picked[key] = o.split("=", 1)[1]
+        else:
+            rest.append(o)
+    run = RunDir(run_dir)
+    saved = run.load_config_dict()
+    if config is None and saved is None:
+        raise MedclError(
+            f"Run directory '{run_dir}' has no config.yaml yet; give a config file, e.g. "
+            f"`medcl features my.yaml --run {run_dir}`."
+        )
+    return run, load_config(config, rest, base=None if config else saved), picked
+
+
+def _cmd_demo(args) -> int:
+    from medcl.stages.pipeline import demo_config, run_pipeline
+
+    cfg = demo_config(args.quick, args.overrides)
+    return _run_and_print(cfg, args.out)
+
+
+def _run_and_print(cfg, out) -> int:
+    from medcl.evaluate import format_table
+    from medcl.stages.pipeline import run_pipeline
+
+    t0 = time.perf_counter()
+    results = run_pipeline(cfg, out)
+    minutes = (time.perf_counter() - t0) / 60
+    print(f"\nTest Dice % (mean ± std over seeds {cfg.run.seeds}), k = {results['k']} pseudo-classes:\n")
+    print(format_table(results["rows"], cfg.run.methods))
+    print(f"Finished in {minutes:.1f} min. Report: {Path(out) / 'report.html'}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from medcl.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    out = args.out or str(Path("runs") / Path(args.config).stem)
+    return _run_and_print(cfg, out)
+
+
+def _cmd_stage(args) -> int:
+    from medcl.stages._common import check_against_data, load_data
+    from medcl.stages.pipeline import prepare
+
+    keys = {"pretrain": ("method", "seed"), "finetune": ("method", "fraction", "seed")}
+    run, cfg, picked = _stage_config(args.run, args.args, keys.get(args.command, ()))
+    fabric = prepare(run, cfg)
+    data = load_data(cfg, cache_dir=run.path / "cache")
+    check_against_data(cfg, data)
+    seed = int(picked.get("seed", cfg.run.seeds[0]))
+    if args.command == "features":
+        from medcl.stages.features import run_features
+
+        done = run_features(run, cfg, data, fabric)
+        print(f"Embeddings of {len(data.indices('train'))} images in {run.path / 'features'} "
+              f"({done['seconds']:.0f} s).")
+    elif args.command == "cluster":
+        from medcl.stages.cluster import run_cluster
+
+        s = run_cluster(run, cfg)
+        print(f"k = {s['k']} pseudo-classes ({s['method']}), sizes {s['sizes']}.")
+    elif args.command == "pretrain":
+        from medcl.stages.pretrain import run_pretrain
+
+        method = picked.get("method", "ufc")
+        done = run_pretrain(run, cfg, method, seed, data, fabric)
+        print(f"Pretrained {method} (seed {seed}) in {done['seconds']:.0f} s.")
+    elif args.command == "finetune":
+        from medcl.config import RunConfig
+        from medcl.stages.finetune import run_finetune
+
+        method = picked.get("method", "ufc")
+        fraction = float(picked.get("fraction", cfg.run.label_fractions[0]))
+        try:
+            RunConfig(label_fractions=[fraction])
+        except Exception:
+            raise MedclError(
+                f"fraction={fraction} is outside (0, 1]; use e.g. fraction=0.05 for 5% of the masks."
+            ) from None
+        done = run_finetune(run, cfg, method, fraction, seed, data, fabric)
+        print(f"Fine-tuned {method} on {done['n_labelled']} masks: best validation Dice "
+              f"{100 * done['val_dice']:.1f}%.")
+    else:
+        from medcl.evaluate import format_table
+        from medcl.report import write_report
+        from medcl.stages.finetune import cell_dir, run_evaluate_cell
+        from medcl.stages.pipeline import collect_results
+
+        for m in cfg.run.methods:
+            for f in cfg.run.label_fractions:
+                for s in cfg.run.seeds:
+                    if (cell_dir(run, m, f, s) / "best.pt").exists():
+                        run_evaluate_cell(run, cfg, m, f, s, data, fabric)
+        results = collect_results(run, cfg, data, run.read_json("stage_seconds.json") or {})
+        if not results["rows"]:
+            raise MedclError(f"No fine-tuned model in '{run.path}'; run `medcl finetune` first.")
+        write_report(run, data=data)
+        print(format_table(results["rows"], cfg.run.methods))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    # Overrides may come after options (`--out DIR key=value`): argparse leaves those over.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        target = "overrides" if hasattr(args, "overrides") else "args"
+        if not hasattr(args, target) or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(args, target).extend(extra)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    handlers = {"demo": _cmd_demo, "run": _cmd_run}
+    try:
+        return handlers.get(args.command, _cmd_stage)(args)
+    except MedclError as e:
+        print(f"medcl: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nmedcl: interrupted; run the same command again to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Clustering of embeddings into pseudo-classes: scalable Ward, k-means, DBSCAN, elbow/knee.
+
+The main entry point is :class:`WardClustering` (exact Ward up to a few thousand points,
+weighted Ward on k-means micro-clusters beyond), with k chosen at the knee of the mean
+within-cluster distance curve. :class:`KMeansClustering` and :class:`DBSCANClustering` serve
+ablations. Every clusterer follows scikit-learn's estimator contract (``fit(X)`` returns
+``self`` and sets ``labels_`` and ``n_clusters_``) and is listed in :data:`CLUSTERERS`.
+
+This package does not import torch.
+
+Example:
+    >>> import numpy as np
+    >>> from medcl.cluster import CLUSTERERS
+    >>> X = np.random.default_rng(0).normal(size=(200, 8))
+    >>> CLUSTERERS["ward"](n_clusters=3).fit(X).n_clusters_
+    3
+"""
+
+from medcl.cluster._dbscan import DBSCANClustering, k_distance_eps
+from medcl.cluster._elbow import elbow_curve, knee_point, within_cluster_distance
+from medcl.cluster._kmeans import KMeansClustering
+from medcl.cluster._linkage import weighted_ward
+from medcl.cluster._ward import WardClustering
+
+CLUSTERERS = {
+    "ward": WardClustering,
+    "kmeans": KMeansClustering,
+    "dbscan": DBSCANClustering,
+}
+
+__all__ = [
+    "CLUSTERERS",
+    "DBSCANClustering",
+    "KMeansClustering",
+    "WardClustering",
+    "elbow_curve",
+    "k_distance_eps",
+    "knee_point",
+    "weighted_ward",
+    "within_cluster_distance",
+]

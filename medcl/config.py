@@ -1,0 +1,205 @@
+"""Typed, validated configuration: YAML files plus ``key=value`` overrides.
+
+One model per stage; :class:`Config` holds them all. Unknown keys and bad values are
+reported as one :class:`~medcl.errors.MedclError` sentence naming the key. Modules never
+take this object: stages unpack it into explicit arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from medcl.errors import MedclError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    dataset: str | None = Field(None, description="built-in data set name, e.g. brain-aal")
+    images: str | None = Field(None, description="folder (or file) of images or volumes")
+    masks: str | None = Field(None, description="folder of masks paired by file name")
+    mask_suffix: str = Field("", description="mask stem suffix, e.g. _segmentation")
+    label_values: list[int] | None = Field(None, description="mask values, remapped to 0..C-1")
+    class_names: list[str] | None = None
+    image_size: tuple[int, int] = (96, 40)
+    channels: int | None = None
+    volume_axis: int = 2
+    split_csv: str | None = None
+    val_fraction: float = 0.15
+    test_fraction: float = 0.2
+    split_seed: int = 0
+
+    @field_validator("val_fraction", "test_fraction")
+    @classmethod
+    def _fraction(cls, v: float) -> float:
+        if not 0 <= v < 1:
+            raise ValueError("must be in [0, 1)")
+        return v
+
+
+class ModelConfig(_Section):
+    channels: list[int] = [16, 32, 64, 128]
+    num_res_units: int = 1
+    norm: Literal["instance", "batch"] = "instance"
+
+
+class FeaturesConfig(_Section):
+    kind: Literal["vae", "beta-vae", "ae"] = "beta-vae"
+    beta: float = Field(4.0, ge=0, description="KL weight for kind=beta-vae (vae: 1, ae: 0)")
+    latent_dim: int = Field(64, ge=2)
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(32, ge=2)
+    lr: float = Field(1e-3, gt=0)
+
+
+class ClusterConfig(_Section):
+    method: Literal["ward", "kmeans", "dbscan"] = "ward"
+    k: int | None = Field(None, ge=2, description="fixed k; null = elbow of the curve")
+    k_min: int = Field(2, ge=2)
+    k_max: int = Field(30, ge=2)
+
+
+class PretrainConfig(_Section):
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(32, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_epochs: int = Field(3, ge=0)
+    temperature: float = Field(0.1, gt=0)
+    variant: Literal["ufc", "supcon"] = "ufc"
+    proj_hidden: int = Field(2048, ge=1)
+    proj_out: int = Field(256, ge=1)
+    aug_strength: float = Field(1.0, ge=0)
+
+
+class FinetuneConfig(_Section):
+    steps: int = Field(150, ge=1, description="optimiser steps, the same for every fraction")
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    eval_every: int = Field(15, ge=1)
+
+
+class RunConfig(_Section):
+    methods: list[str] = ["random", "simclr", "ufc"]
+    label_fractions: list[float] = [0.05, 0.1, 0.2, 1.0]
+    seeds: list[int] = [0, 1, 2]
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
+    precision: str | None = Field(None, description="null = bf16-mixed on GPU, 32-true on CPU")
+    num_threads: int | None = None
+
+    @field_validator("label_fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        for f in v:
+            if not 0 < f <= 1:
+                raise ValueError(f"label fraction {f} is outside (0, 1]; use e.g. 0.05 for 5%")
+        return v
+
+
+class Config(_Section):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    run: RunConfig = RunConfig()
+
+
+def _explain(err: ValidationError, source: str) -> MedclError:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        section = key.rsplit(".", 1)[0] if "." in key else ""
+        model: Any = Config
+        for part in section.split(".") if section else []:
+            model = model.model_fields[part].annotation
+        known = ", ".join(model.model_fields)
+        return MedclError(f"Unknown config key '{key}' in {source}; known keys here: {known}.")
+    value = first.get("input")
+    return MedclError(f"Config key '{key}' in {source} has a bad value {value!r}: {first['msg']}.")
+
+
+def _set(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise MedclError(f"Override '{dotted}' goes inside '{p}', which is not a section.")
+    node[parts[-1]] = value
+
+
+def _parse_value(raw: str) -> Any:
+    """YAML value, except that '3e-4' (a string to YAML 1.1) is the number it looks like."""
+    if raw == "":
+        return None
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["pretrain.epochs=5", "run.seeds=[0,1]"]`` -> nested dict (values parsed as YAML)."""
+    tree: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise MedclError(
+                f"Argument '{item}' is not a config file or a key=value override "
+                "(for example pretrain.epochs=10)."
+            )
+        key, raw = item.split("=", 1)
+        if not key:
+            raise MedclError(f"Override '{item}' has no key before '='.")
+        _set(tree, key.strip(), _parse_value(raw))
+    return tree
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise MedclError(f"Config file '{p}' does not exist; give the path to a YAML file.")
+    try:
+        tree = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise MedclError(f"Config file '{p}' is not valid YAML: {str(e).splitlines()[0]}.") from e
+    if not isinstance(tree, dict):
+        raise MedclError(f"Config file '{p}' must hold a mapping of sections (data:, run:, ...).")
+    return tree
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
+) -> Config:
+    """Build a validated :class:`Config` from defaults, ``base``, a YAML file and overrides."""
+    tree = _merge(base or {}, read_yaml(path) if path else {})
+    tree = _merge(tree, parse_overrides(overrides or []))
+    source = f"'{path}'" if path else "the overrides"
+    if overrides and path:
+        source = f"'{path}' or the overrides"
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as e:
+        raise _explain(e, source) from None
+
+
+def to_dict(cfg: Config) -> dict:
+    return cfg.model_dump(mode="json")

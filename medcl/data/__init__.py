@@ -1,0 +1,25 @@
+"""Readers, data sets, splits, label fractions, built-in data and augmentations."""
+
+from medcl.data._augment import PairedAugment, TwoViews
+from medcl.data._builtin import BUILTIN_DATASETS, load_brain_aal, load_builtin
+from medcl.data._folder import load_folder
+from medcl.data._imageset import ImageSet
+from medcl.data._readers import READERS, SUPPORTED_SUFFIXES, read_image, read_mask, read_volume
+from medcl.data._splits import assign_splits, label_subset
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "READERS",
+    "SUPPORTED_SUFFIXES",
+    "ImageSet",
+    "PairedAugment",
+    "TwoViews",
+    "assign_splits",
+    "label_subset",
+    "load_brain_aal",
+    "load_builtin",
+    "load_folder",
+    "read_image",
+    "read_mask",
+    "read_volume",
+]

@@ -1,0 +1,481 @@
+"""Load a folder of image files (and optional masks) into an :class:`ImageSet`.
+
+Rules, in the order they apply:
+
+* **Files.** ``images`` is a folder (its direct files, sorted by name; hidden files and
+  unsupported suffixes are skipped) or a single file. A 2D file gives one image (volume id
+  ``''``, position NaN); a NIfTI volume, multi-page TIFF or multi-frame DICOM gives one image
+  per slice, with the file stem as volume id and ``index / (n_slices - 1)`` as position (0 for a
+  single slice). A DICOM series stored as one ``.dcm`` file per slice is read as that many
+  independent 2D images. Image ids are file stems, or ``stem:index`` for slices.
+* **Masks.** The mask of ``ISIC_0001.jpg`` is the file in ``masks`` whose stem is
+  ``ISIC_0001`` + ``mask_suffix`` (``ISIC_0001_segmentation.png``), with any supported suffix.
+  Images without one are kept as unlabeled (``has_mask`` False, mask of zeros). Masks may sit
+  in the images folder: then files whose stem ends with ``mask_suffix`` are not images.
+  A volume's mask is a volume sliced the same way.
+* **Labels.** With ``label_values`` (e.g. ``[0, 205, 420, 500]``), stored value
+  ``label_values[i]`` becomes class ``i``, and any other value is an error. Without it, masks
+  must already hold ``0..C-1``, except that a mask holding only 0 and 255 (a binary mask saved
+  as black/white) is read as 0/1. The number of classes is ``len(label_values)``, else
+  ``len(class_names)``, else the largest class found plus one (at least 2 when there are
+  masks); in that last case every class up to the largest must occur somewhere, so masks
+  holding raw values such as 0/500 raise an error asking for ``label_values``.
+* **Size and channels.** Every image is resized to ``image_size`` (bilinear with
+  antialiasing, i.e. area-like when shrinking) and every mask with nearest neighbour, so a
+  resized mask holds only classes that were already there. ``channels`` 1 <-> 3 converts by
+  averaging with luminance weights (0.299, 0.587, 0.114) or by repeating the grey channel;
+  by default the first image's channel count is used.
+* **Cache.** With ``cache_dir``, the decoded arrays are written there once as ``.npy`` files
+  named by a hash of the file list (paths, sizes, modification times) and the settings, and
+  later calls load them instead of decoding; arrays larger than ``mmap_threshold`` bytes are
+  memory-mapped read-only. Writes are atomic (temporary file, then ``os.replace``).
+
+Example::
+
+    >>> ds = load_folder("isic/images", masks="isic/masks", mask_suffix="_segmentation",
+    ...                  image_size=(128, 128), cache_dir="cache")
+    >>> ds.images.shape, ds.has_mask.mean()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from medcl.data._imageset import ImageSet
+from medcl.data._readers import SUPPORTED_SUFFIXES, file_stem, file_suffix, reader_for
+from medcl.errors import MedclError
+
+__all__ = ["load_folder"]
+
+_CACHE_VERSION = 1
+_LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+MMAP_THRESHOLD = 256 * 2**20
+
+
+def load_folder(
+    images: str | os.PathLike,
+    masks: str | os.PathLike | None = None,
+    mask_suffix: str = "",
+    label_values: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    image_size: tuple[int, int] | int = (256, 256),
+    channels: int | None = None,
+    volume_axis: int = 2,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    mmap_threshold: int = MMAP_THRESHOLD,
+) -> ImageSet:
+    """Decode the images (and masks) of a folder into an :class:`ImageSet`.
+
+    Args:
+        images: a folder of image files, or one file.
+        masks: the folder holding the masks (or, when ``images`` is a file, its mask file).
+        mask_suffix: what the mask's stem adds to its image's stem (``"_segmentation"``).
+        label_values: the stored mask value of each class, background first.
+        class_names: class names, background first; default ``background, class_1, ...``.
+        image_size: ``(H, W)`` every image and mask is resized to (an int means square).
+        channels: 1 or 3 output channels; default the first image's.
+        volume_axis: the array axis NIfTI volumes are sliced along (2 = third axis, axial).
+        cache_dir: folder for the decoded arrays, so reruns skip decoding.
+        mmap_threshold: cached arrays larger than this many bytes are memory-mapped.
+
+    Returns:
+        an ImageSet with ``images (N, C, H, W)`` float32 in [0, 1], ``masks (N, H, W)`` int64,
+        and ``split`` unset.
+    """
+    size = _check_size(image_size)
+    if channels is not None and (isinstance(channels, bool) or int(channels) < 1):
+        raise MedclError(f"data.channels is {channels}; use 1 (grey) or 3 (RGB).")
+    values = _check_label_values(label_values, class_names)
+    files = _list_images(images, masks, mask_suffix)
+    pairs = _pair_masks(files, images, masks, mask_suffix)
+
+    settings = {
+        "version": _CACHE_VERSION,
+        "mask_suffix": mask_suffix,
+        "label_values": values,
+        "class_names": list(class_names) if class_names is not None else None,
+        "image_size": list(size),
+        "channels": channels,
+        "volume_axis": volume_axis,
+    }
+    cache = _Cache(cache_dir, pairs, settings, mmap_threshold) if cache_dir is not None else None
+    if cache is not None:
+        cached = cache.load()
+        if cached is not None:
+            return cached
+    imageset = _decode(pairs, values, class_names, size, channels, volume_axis)
+    if cache is not None:
+        cache.save(imageset)
+    return imageset
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def _check_size(image_size: tuple[int, int] | int) -> tuple[int, int]:
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or not all(isinstance(s, int | np.integer) and s > 0 for s in size):
+        raise MedclError(
+            f"data.image_size is {image_size}; use two positive integers [height, width]."
+        )
+    return int(size[0]), int(size[1])
+
+
+def _check_label_values(
+    label_values: Sequence[int] | None, class_names: Sequence[str] | None
+) -> list[int] | None:
+    if label_values is None:
+        return None
+    values = list(label_values)
+    try:
+        whole = all(float(v) == int(v) for v in values)
+    except (TypeError, ValueError):
+        whole = False
+    if not values or not whole:
+        raise MedclError(
+            f"data.label_values is {values}; list the integer mask value of every class, "
+            "background first, e.g. [0, 255]."
+        )
+    values = [int(v) for v in values]
+    if len(set(values)) != len(values):
+        raise MedclError(f"data.label_values {values} repeats a value; list each value once.")
+    if class_names is not None and len(class_names) != len(values):
+        raise MedclError(
+            f"data.class_names has {len(class_names)} names but data.label_values has "
+            f"{len(values)} values; give one name per value."
+        )
+    return values
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _supported(path: Path) -> bool:
+    return (
+        path.is_file() and not path.name.startswith(".") and file_suffix(path) in SUPPORTED_SUFFIXES
+    )
+
+
+def _list_images(
+    images: str | os.PathLike, masks: str | os.PathLike | None, mask_suffix: str
+) -> list[Path]:
+    root = Path(images)
+    if not root.exists():
+        raise MedclError(f"The image path '{root}' does not exist; check data.images.")
+    if root.is_file():
+        reader_for(root)  # raises with the supported suffixes
+        return [root]
+    files = sorted((p for p in root.iterdir() if _supported(p)), key=lambda p: p.name)
+    if masks is not None and Path(masks).is_dir() and Path(masks).resolve() == root.resolve():
+        if not mask_suffix:
+            raise MedclError(
+                f"data.masks is the same folder as data.images ('{root}') but "
+                "data.mask_suffix is empty; set data.mask_suffix to what mask names add "
+                "(e.g. '_mask')."
+            )
+        files = [p for p in files if not file_stem(p).endswith(mask_suffix)]
+    if not files:
+        raise MedclError(
+            f"The folder '{root}' holds no supported image files; add files ending in "
+            f"{', '.join(SUPPORTED_SUFFIXES)}."
+        )
+    seen: dict[str, Path] = {}
+    for p in files:
+        stem = file_stem(p)
+        if stem in seen:
+            raise MedclError(
+                f"Files '{seen[stem].name}' and '{p.name}' in '{root}' have the same name "
+                f"'{stem}'; rename one so every image has its own id."
+            )
+        seen[stem] = p
+    return files
+
+
+def _pair_masks(
+    files: list[Path],
+    images: str | os.PathLike,
+    masks: str | os.PathLike | None,
+    mask_suffix: str,
+) -> list[tuple[Path, Path | None]]:
+    if masks is None:
+        return [(f, None) for f in files]
+    mroot = Path(masks)
+    if not mroot.exists():
+        raise MedclError(f"The mask path '{mroot}' does not exist; check data.masks.")
+    if mroot.is_file():
+        if not Path(images).is_file():
+            raise MedclError(
+                f"data.masks '{mroot}' is a file but data.images '{images}' is a folder; "
+                "give the folder that holds the masks."
+            )
+        reader_for(mroot)
+        return [(files[0], mroot)]
+    by_stem: dict[str, Path] = {}
+    for p in sorted(mroot.iterdir(), key=lambda p: p.name):
+        if _supported(p):
+            by_stem.setdefault(file_stem(p), p)
+    pairs = [(f, by_stem.get(file_stem(f) + mask_suffix)) for f in files]
+    if not any(m is not None for _, m in pairs):
+        example = file_stem(files[0]) + mask_suffix
+        raise MedclError(
+            f"No file in the mask folder '{mroot}' matches an image (e.g. '{example}.png' "
+            f"for '{files[0].name}'); check data.masks and data.mask_suffix."
+        )
+    return pairs
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def _decode(
+    pairs: list[tuple[Path, Path | None]],
+    label_values: list[int] | None,
+    class_names: Sequence[str] | None,
+    size: tuple[int, int],
+    channels: int | None,
+    axis: int,
+) -> ImageSet:
+    images, masks, has_mask, ids, volume_ids, positions = [], [], [], [], [], []
+    found: set[int] = set()  # classes seen in the masks
+    for image_path, mask_path in tqdm(pairs, desc="Decoding images", unit="file", disable=None):
+        reader = reader_for(image_path)
+        data, meta = reader.read(image_path, axis)
+        if channels is None:
+            channels = int(data.shape[1])
+        data = _convert_channels(data, channels, image_path)
+        n = data.shape[0]
+        if mask_path is not None:
+            labels, _ = reader_for(mask_path).read_labels(mask_path, axis)
+            _check_mask_shape(labels, data, mask_path, image_path, meta["is_volume"])
+            labels, classes = _remap(labels, label_values, class_names, mask_path)
+            found.update(classes)
+            masks.append(_resize_masks(labels, size))
+        else:
+            masks.append(np.zeros((n, *size), dtype=np.int64))
+        images.append(_resize_images(data, size))
+        has_mask += [mask_path is not None] * n
+        stem = file_stem(image_path)
+        if meta["is_volume"]:
+            ids += [f"{stem}:{i}" for i in range(n)]
+            volume_ids += [stem] * n
+            positions += [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
+        else:
+            ids.append(stem)
+            volume_ids.append("")
+            positions.append(float("nan"))
+    return ImageSet(
+        images=np.concatenate(images),
+        masks=np.concatenate(masks),
+        has_mask=np.array(has_mask, dtype=bool),
+        ids=np.array(ids, dtype=object),
+        volume_ids=np.array(volume_ids, dtype=object),
+        positions=np.array(positions, dtype=np.float64),
+        class_names=_class_names(label_values, class_names, found, pairs),
+    )
+
+
+def _convert_channels(data: np.ndarray, channels: int, path: Path) -> np.ndarray:
+    have = data.shape[1]
+    if have == channels:
+        return data
+    if have == 1 and channels == 3:
+        return np.repeat(data, 3, axis=1)
+    if have == 3 and channels == 1:
+        return np.einsum("schw,c->shw", data, _LUMINANCE)[:, None].astype(np.float32)
+    raise MedclError(
+        f"Image '{path}' has {have} channels and cannot be converted to {channels}; set "
+        f"data.channels to {have} or convert the file."
+    )
+
+
+def _check_mask_shape(
+    labels: np.ndarray, data: np.ndarray, mask_path: Path, image_path: Path, volume: bool
+) -> None:
+    mask_shape, image_shape = labels.shape, (data.shape[0], *data.shape[2:])
+    if mask_shape == image_shape:
+        return
+    if not volume and mask_shape[0] == 1 and image_shape[0] == 1:
+        mask_shape, image_shape = mask_shape[1:], image_shape[1:]
+    raise MedclError(
+        f"Mask '{mask_path}' is {'x'.join(map(str, mask_shape))} but its image '{image_path}' "
+        f"is {'x'.join(map(str, image_shape))}; masks must have the same size as their image."
+    )
+
+
+def _remap(
+    labels: np.ndarray,
+    label_values: list[int] | None,
+    class_names: Sequence[str] | None,
+    path: Path,
+) -> tuple[np.ndarray, set[int]]:
+    """Stored values -> classes ``0..C-1``; also returns the classes present."""
+    found, inverse = np.unique(labels, return_inverse=True)
+    if label_values is not None:
+        lookup = {v: i for i, v in enumerate(label_values)}
+        bad = [int(v) for v in found if int(v) not in lookup]
+        if bad:
+            raise MedclError(
+                f"Mask '{path}' holds the values {bad}, which are not in data.label_values "
+                f"{label_values}; add them to data.label_values or fix the mask."
+            )
+        table = np.array([lookup[int(v)] for v in found], dtype=np.int64)
+        return table[inverse].reshape(labels.shape), set(table.tolist())
+    if set(found.tolist()) <= {0, 255}:
+        # a binary mask saved as black/white
+        return (labels == 255).astype(np.int64), {int(v > 0) for v in found}
+    limit = len(class_names) if class_names is not None else None
+    bad = [int(v) for v in found if v < 0 or (limit is not None and v >= limit)]
+    if bad:
+        allowed = f"0..{limit - 1}" if limit is not None else "0 or more"
+        raise MedclError(
+            f"Mask '{path}' holds the values {bad}, outside the classes {allowed}; declare the "
+            "stored value of every class in data.label_values."
+        )
+    return labels.astype(np.int64), {int(v) for v in found}
+
+
+def _class_names(
+    label_values: list[int] | None,
+    class_names: Sequence[str] | None,
+    found: set[int],
+    pairs: list[tuple[Path, Path | None]],
+) -> list[str]:
+    if class_names is not None:
+        return [str(c) for c in class_names]
+    if label_values is not None:
+        n = len(label_values)
+    elif found:
+        n = max(max(found) + 1, 2)
+        if len(found | {0}) < max(found) + 1:
+            # e.g. 0/500 masks would otherwise give 501 classes
+            folder = next(m for _, m in pairs if m is not None).parent
+            raise MedclError(
+                f"The masks in '{folder}' hold the values {sorted(found)}, not the classes "
+                f"0..{max(found)}; list the stored value of every class in data.label_values "
+                f"(e.g. {sorted(found)}), or name all classes in data.class_names."
+            )
+    else:
+        n = 1
+    return ["background"] + [f"class_{i}" for i in range(1, n)]
+
+
+def _resize_images(data: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if data.shape[2:] == size:
+        return np.ascontiguousarray(data, dtype=np.float32)
+    out = F.interpolate(
+        torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32)),
+        size=size,
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )
+    return out.clamp_(0.0, 1.0).numpy()
+
+
+def _resize_masks(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if labels.shape[1:] == size:
+        return labels.astype(np.int64, copy=False)
+    # class ids are small after remapping, so float32 holds them exactly
+    t = torch.from_numpy(labels.astype(np.float32))[:, None]
+    out = F.interpolate(t, size=size, mode="nearest-exact")
+    return out[:, 0].round().to(torch.int64).numpy()
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+class _Cache:
+    """Decoded arrays on disk, named by a hash of the inputs and settings."""
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike,
+        pairs: list[tuple[Path, Path | None]],
+        settings: dict[str, Any],
+        mmap_threshold: int,
+    ) -> None:
+        self.dir = Path(cache_dir)
+        self.mmap_threshold = mmap_threshold
+        files: list[list[object] | None] = []
+        for image, mask in pairs:
+            for p in (image, mask):
+                if p is None:
+                    files.append(None)
+                else:
+                    st = p.stat()
+                    files.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+        blob = json.dumps({"files": files, "settings": settings}, sort_keys=True)
+        key = hashlib.sha256(blob.encode()).hexdigest()[:24]
+        self.prefix = self.dir / f"medcl-{key}"
+
+    def _path(self, part: str) -> Path:
+        return Path(f"{self.prefix}.{part}")
+
+    def load(self) -> ImageSet | None:
+        meta_path = self._path("meta.json")
+        if not meta_path.exists():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            images = self._load_array(self._path("images.npy"))
+            masks = self._load_array(self._path("masks.npy"))
+            return ImageSet(
+                images=images,
+                masks=masks,
+                has_mask=np.array(meta["has_mask"], dtype=bool),
+                ids=np.array(meta["ids"], dtype=object),
+                volume_ids=np.array(meta["volume_ids"], dtype=object),
+                positions=np.array(
+                    [np.nan if p is None else p for p in meta["positions"]], dtype=np.float64
+                ),
+                class_names=list(meta["class_names"]),
+            )
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged cache is rebuilt
+
+    def _load_array(self, path: Path) -> np.ndarray:
+        if path.stat().st_size > self.mmap_threshold:
+            return np.load(path, mmap_mode="r")
+        return np.load(path)
+
+    def save(self, imageset: ImageSet) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._write(self._path("images.npy"), lambda f: np.save(f, imageset.images))
+            self._write(self._path("masks.npy"), lambda f: np.save(f, imageset.masks))
+            meta = {
+                "has_mask": imageset.has_mask.tolist(),
+                "ids": [str(i) for i in imageset.ids],
+                "volume_ids": [str(v) for v in imageset.volume_ids],
+                "positions": [None if np.isnan(p) else float(p) for p in imageset.positions],
+                "class_names": list(imageset.class_names),
+            }
+            # written last: its presence marks a complete cache entry
+            self._write(self._path("meta.json"), lambda f: f.write(json.dumps(meta).encode()))
+        except OSError as exc:
+            raise MedclError(
+                f"Cannot write the cache folder '{self.dir}': {exc.strerror or exc}; set "
+                "data.cache_dir to a writable folder or leave it empty."
+            ) from exc
+
+    def _write(self, path: Path, write: Any) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

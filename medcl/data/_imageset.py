@@ -1,0 +1,86 @@
+"""The in-memory image collection every stage works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class ImageSet:
+    """Decoded images with their masks and provenance, all as arrays.
+
+    Attributes:
+        images: ``(N, C, H, W)`` float32, intensities in [0, 1] (or standardised). May be a
+            read-only ``np.memmap`` for large collections.
+        masks: ``(N, H, W)`` int64 class maps with values in ``0..num_classes-1``; rows whose
+            ``has_mask`` is False hold zeros and must not be used as targets.
+        has_mask: ``(N,)`` bool, whether a ground-truth mask exists for the image.
+        ids: ``(N,)`` str, a stable identifier per image (file stem, or ``volume:slice``).
+        volume_ids: ``(N,)`` str, the volume an image was sliced from ('' for 2D images).
+        positions: ``(N,)`` float, relative position of the slice in its volume in [0, 1]
+            (NaN for 2D images); positional methods use it.
+        class_names: names of the ``num_classes`` mask classes, background first.
+        split: ``(N,)`` str, 'train', 'val', 'test' or '' when not split yet.
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    has_mask: np.ndarray
+    ids: np.ndarray
+    volume_ids: np.ndarray
+    positions: np.ndarray
+    class_names: list[str]
+    split: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.images.ndim != 4:
+            raise ValueError(f"images must be (N, C, H, W), got shape {self.images.shape}")
+        if self.masks.shape != (n, *self.images.shape[2:]):
+            raise ValueError(
+                f"masks must be (N, H, W) = {(n, *self.images.shape[2:])}, got {self.masks.shape}"
+            )
+        if len(self.split) == 0:
+            self.split = np.full(n, "", dtype=object)
+        for name in ("has_mask", "ids", "volume_ids", "positions", "split"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} must have one entry per image ({n})")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.images.shape[2]), int(self.images.shape[3])
+
+    @property
+    def is_volumetric(self) -> bool:
+        return bool(np.all(self.volume_ids != ""))
+
+    def indices(self, split: str) -> np.ndarray:
+        """Indices of the images in ``split`` ('train', 'val' or 'test')."""
+        return np.flatnonzero(self.split == split)
+
+    def subset(self, idx: np.ndarray) -> ImageSet:
+        """A new ImageSet holding the images at ``idx`` (arrays are copied)."""
+        idx = np.asarray(idx)
+        return ImageSet(
+            images=np.ascontiguousarray(self.images[idx]),
+            masks=self.masks[idx],
+            has_mask=self.has_mask[idx],
+            ids=self.ids[idx],
+            volume_ids=self.volume_ids[idx],
+            positions=self.positions[idx],
+            class_names=list(self.class_names),
+            split=self.split[idx],
+        )

@@ -1,0 +1,428 @@
+"""Readers for medical image files, behind one small interface.
+
+Like MONAI's ``ImageReader``, every reader answers two questions: can I read this file
+(:meth:`ImageReader.can_read`, by suffix), and what does it hold (:meth:`ImageReader.read`
+for intensities, :meth:`ImageReader.read_labels` for masks). Both return an array and a
+metadata dict. All readers return the same layout, so callers never branch on the format:
+
+* images: ``(S, C, H, W)`` float32 in [0, 1], where ``S`` is the number of 2D slices
+  (1 for an ordinary 2D image);
+* labels: ``(S, H, W)`` int64, the values stored in the file (palette indices for palette
+  images, no intensity scaling).
+
+The metadata always holds ``path``, ``format``, ``is_volume`` (True for NIfTI files, multi-page
+TIFF stacks and multi-frame DICOM), ``num_slices`` and ``dtype`` (the stored pixel type).
+
+How intensities are scaled to [0, 1]:
+
+* PNG, JPEG, BMP, TIFF: by the range of the stored type (``uint8 / 255``, ``uint16 / 65535``,
+  booleans as 0/1); other integer and float types by min-max per image. RGBA and LA images
+  lose their alpha channel; palette images are converted to RGB (for labels the palette
+  indices are kept, since those are the classes).
+* DICOM: ``RescaleSlope`` and ``RescaleIntercept`` are applied, then min-max per file;
+  ``MONOCHROME1`` images are inverted so that bright always means high intensity.
+* NIfTI: a robust min-max over the whole volume, mapping the 0.5th percentile to 0 and the
+  99.5th to 1 and clipping, so that a few extreme voxels (metal, air) do not squash the
+  contrast of every slice. Slices are taken along ``axis`` of the stored array (2, the third
+  axis, is the axial plane for volumes stored as scanners export them); the volume is not
+  reoriented, so masks saved with the same array layout stay aligned. A 4D volume's fourth
+  axis is read as channels (e.g. the MR sequences of a BraTS case).
+
+pydicom and nibabel are imported only when a DICOM or NIfTI file is read.
+
+Example::
+
+    >>> image, meta = read_image("ISIC_0001.jpg")   # (3, H, W) float32 in [0, 1]
+    >>> volume, meta = read_volume("case_01.nii.gz", axis=2)   # (S, 1, H, W)
+    >>> mask = read_mask("ISIC_0001_segmentation.png")   # (H, W) int64
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from medcl.errors import MedclError
+
+__all__ = [
+    "READERS",
+    "SUPPORTED_SUFFIXES",
+    "DicomReader",
+    "ImageReader",
+    "NiftiReader",
+    "PillowReader",
+    "TiffReader",
+    "file_stem",
+    "file_suffix",
+    "read_image",
+    "read_mask",
+    "read_volume",
+    "reader_for",
+]
+
+PathLike = str | os.PathLike
+
+
+def file_suffix(path: PathLike) -> str:
+    """The lower-case suffix of ``path``, treating ``.nii.gz`` as one suffix."""
+    name = Path(path).name.lower()
+    if name.endswith(".nii.gz"):
+        return ".nii.gz"
+    return Path(name).suffix
+
+
+def file_stem(path: PathLike) -> str:
+    """The file name without its suffix (``case_01.nii.gz`` -> ``case_01``)."""
+    name = Path(path).name
+    return name[: len(name) - len(file_suffix(name))]
+
+
+def _import(module: str, package: str, path: PathLike, what: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MedclError(
+            f"Reading {what} file '{path}' needs the '{package}' package; "
+            f"install it with `pip install {package}`."
+        ) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+    return text.rstrip(".")
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32, copy=False)
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if hi <= lo:
+        return np.zeros_like(x, dtype=np.float32)
+    return ((x - lo) / (hi - lo)).astype(np.float32, copy=False)
+
+
+def _scale_by_dtype(x: np.ndarray) -> np.ndarray:
+    """[0, 1] float32: uint8 / 255, uint16 / 65535, bool as 0/1, anything else min-max."""
+    if x.dtype == np.bool_:
+        return x.astype(np.float32)
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    if x.dtype == np.uint16:
+        return x.astype(np.float32) / 65535.0
+    return _minmax(x)
+
+
+def _to_labels(x: np.ndarray, path: PathLike) -> np.ndarray:
+    """Integer label map from stored values; floats must hold whole numbers."""
+    if x.dtype == np.bool_ or np.issubdtype(x.dtype, np.integer):
+        return x.astype(np.int64)
+    if not np.all(np.isfinite(x)) or not np.array_equal(x, np.round(x)):
+        bad = x[~np.isfinite(x) | (x != np.round(x))].ravel()[0]
+        raise MedclError(
+            f"Mask '{path}' holds the non-integer value {bad}; masks must be integer label maps."
+        )
+    return x.astype(np.int64)
+
+
+def _labels_from_channels(x: np.ndarray, path: PathLike) -> np.ndarray:
+    """``(S, C, H, W)`` stored values -> ``(S, H, W)``; a colour mask must be grey."""
+    if x.shape[1] > 1 and not all(np.array_equal(x[:, 0], x[:, c]) for c in range(1, x.shape[1])):
+        raise MedclError(
+            f"Mask '{path}' is a colour image; save masks as single-channel label maps "
+            "(one integer class value per pixel)."
+        )
+    return _to_labels(x[:, 0], path)
+
+
+class ImageReader:
+    """Interface of every reader: which suffixes it reads, and how.
+
+    Subclasses set ``format`` (a human name used in messages) and ``suffixes``, and implement
+    :meth:`_load`, returning stored values as ``(S, C, H, W)`` plus metadata, and
+    :meth:`_scale`, mapping those values to [0, 1]. Errors from the underlying library become
+    a :class:`MedclError` naming the file.
+    """
+
+    format: str = ""
+    suffixes: tuple[str, ...] = ()
+
+    def can_read(self, path: PathLike) -> bool:
+        """Whether ``path`` has one of this reader's suffixes (the file is not opened)."""
+        return file_suffix(path) in self.suffixes
+
+    def read(self, path: PathLike, axis: int = 2) -> tuple[np.ndarray, dict[str, Any]]:
+        """Intensities of ``path`` as ``(S, C, H, W)`` float32 in [0, 1], and metadata."""
+        data, meta = self._checked_load(path, axis, labels=False, what="image")
+        return self._scale(data, meta), meta
+
+    def read_labels(self, path: PathLike, axis: int = 2) -> tuple[np.ndarray, dict[str, Any]]:
+        """Stored label values of ``path`` as ``(S, H, W)`` int64, and metadata."""
+        data, meta = self._checked_load(path, axis, labels=True, what="mask")
+        return _labels_from_channels(data, path), meta
+
+    def _checked_load(
+        self, path: PathLike, axis: int, labels: bool, what: str
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        path = Path(path)
+        if not path.exists():
+            raise MedclError(f"The {what} file '{path}' does not exist; check the path.")
+        try:
+            data, meta = self._load(path, axis, labels)
+        except MedclError:
+            raise
+        except Exception as exc:  # the libraries raise many types for broken files
+            raise MedclError(
+                f"Cannot read {what} '{path}': {_reason(exc)}. "
+                f"Check that it is a valid {self.format} file."
+            ) from exc
+        if data.ndim != 4 or 0 in data.shape:
+            raise MedclError(
+                f"Cannot read {what} '{path}': it holds an array of shape {data.shape}, not an "
+                f"image. Check that it is a valid {self.format} file."
+            )
+        meta = {
+            "path": str(path),
+            "format": self.format,
+            "num_slices": int(data.shape[0]),
+            "dtype": str(data.dtype),
+            **meta,
+        }
+        meta.setdefault("is_volume", data.shape[0] > 1)
+        return data, meta
+
+    def _load(self, path: Path, axis: int, labels: bool) -> tuple[np.ndarray, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _scale(self, data: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        return np.stack([_scale_by_dtype(s) for s in data]).astype(np.float32, copy=False)
+
+
+def _hwc_to_chw(x: np.ndarray) -> np.ndarray:
+    """``(H, W)`` or ``(H, W, C)`` -> ``(1, C, H, W)``."""
+    if x.ndim == 2:
+        x = x[:, :, None]
+    return np.ascontiguousarray(np.moveaxis(x, -1, 0))[None]
+
+
+class PillowReader(ImageReader):
+    """PNG, JPEG and BMP through Pillow (8- or 16-bit grey, RGB, RGBA, palette)."""
+
+    format = "PNG/JPEG/BMP"
+    suffixes = (".png", ".jpg", ".jpeg", ".bmp")
+
+    def _load(self, path: Path, axis: int, labels: bool) -> tuple[np.ndarray, dict[str, Any]]:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            img.load()
+            return _from_pillow(img, labels), {"mode": img.mode}
+
+
+def _from_pillow(img: Any, labels: bool) -> np.ndarray:
+    mode = img.mode
+    if mode == "P" and labels:
+        return _hwc_to_chw(np.asarray(img))  # palette indices are the classes
+    if mode in ("P", "PA"):
+        img = img.convert("RGBA" if "transparency" in img.info or mode == "PA" else "RGB")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGB")
+    elif mode.startswith("I;16"):
+        return _hwc_to_chw(np.asarray(img).astype(np.uint16))
+    arr = np.asarray(img)
+    if img.mode in ("RGBA", "LA", "RGBa", "La"):
+        arr = arr[..., :-1]  # drop alpha
+    return _hwc_to_chw(arr)
+
+
+class TiffReader(ImageReader):
+    """TIFF through tifffile: 8/16-bit, RGB, multi-page stacks (read as a volume).
+
+    Axes other than rows, columns and colour samples (pages, z, time) become slices. Files
+    tifffile cannot decode (e.g. JPEG-compressed without imagecodecs) are read with Pillow.
+    """
+
+    format = "TIFF"
+    suffixes = (".tif", ".tiff")
+
+    def _load(self, path: Path, axis: int, labels: bool) -> tuple[np.ndarray, dict[str, Any]]:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                arr = series.asarray()
+                axes = series.axes
+                page = tif.pages[0]
+                colormap = getattr(page, "colormap", None)
+                palette = int(page.photometric) == 3 and colormap is not None
+        except Exception:
+            from PIL import Image
+
+            try:
+                with Image.open(path) as img:
+                    img.load()
+                    return _from_pillow(img, labels), {"mode": img.mode}
+            except Exception:
+                pass
+            raise
+        if palette and not labels and colormap is not None:
+            # colormap is (3, 2**bits) uint16; look the indices up to get RGB
+            arr = np.moveaxis(colormap[:, arr], 0, -1)
+            axes = axes + "S"
+        return _tiff_to_schw(arr, axes), {"axes": axes}
+
+
+def _tiff_to_schw(arr: np.ndarray, axes: str) -> np.ndarray:
+    if "Y" not in axes or "X" not in axes:
+        raise ValueError(f"unsupported TIFF axes '{axes}'")
+    if "S" not in axes:
+        arr, axes = arr[..., None], axes + "S"
+    order = [i for i, a in enumerate(axes) if a not in "YXS"]
+    order += [axes.index("S"), axes.index("Y"), axes.index("X")]
+    arr = np.transpose(arr, order)
+    return np.ascontiguousarray(arr.reshape(-1, *arr.shape[-3:]))
+
+
+class DicomReader(ImageReader):
+    """DICOM through pydicom; each file is one image (multi-frame files give slices)."""
+
+    format = "DICOM"
+    suffixes = (".dcm", ".dicom")
+
+    def _load(self, path: Path, axis: int, labels: bool) -> tuple[np.ndarray, dict[str, Any]]:
+        pydicom = _import("pydicom", "pydicom", path, "DICOM")
+        try:
+            ds = pydicom.dcmread(path)
+        except pydicom.errors.InvalidDicomError as exc:
+            # files written without the 128-byte preamble and 'DICM' prefix are still common
+            ds = pydicom.dcmread(path, force=True)
+            if "PixelData" not in ds:
+                raise ValueError("it has no DICOM header and no pixel data") from exc
+            if "TransferSyntaxUID" not in ds.file_meta:
+                ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        arr = ds.pixel_array
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        if samples == 1:
+            arr = arr[..., None]
+        if frames == 1:
+            arr = arr[None]
+        arr = np.ascontiguousarray(np.moveaxis(arr, -1, 1))  # (F, C, H, W)
+        meta = {
+            "is_volume": frames > 1,
+            "photometric": str(ds.get("PhotometricInterpretation", "")),
+            "rescale_slope": float(ds.get("RescaleSlope", 1) or 1),
+            "rescale_intercept": float(ds.get("RescaleIntercept", 0) or 0),
+            "modality": str(ds.get("Modality", "")),
+        }
+        return arr, meta
+
+    def _scale(self, data: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        values = data.astype(np.float32) * meta["rescale_slope"] + meta["rescale_intercept"]
+        out = _minmax(values)
+        if meta["photometric"] == "MONOCHROME1":
+            out = 1.0 - out
+        return out
+
+
+class NiftiReader(ImageReader):
+    """NIfTI (``.nii``, ``.nii.gz``) through nibabel, sliced along ``axis``."""
+
+    format = "NIfTI"
+    suffixes = (".nii", ".nii.gz")
+
+    def _load(self, path: Path, axis: int, labels: bool) -> tuple[np.ndarray, dict[str, Any]]:
+        nib = _import("nibabel", "nibabel", path, "NIfTI")
+        img = nib.load(str(path))
+        arr = np.asanyarray(img.dataobj)
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.ndim == 3:
+            arr = arr[..., None]
+        if arr.ndim != 4:
+            raise ValueError(f"expected a 3D or 4D volume, got {arr.ndim} dimensions")
+        if axis not in (0, 1, 2):
+            raise MedclError(
+                f"Volume axis {axis} is not 0, 1 or 2; set data.volume_axis to one of them "
+                "(2 slices the third axis, usually axial)."
+            )
+        spatial = [a for a in range(3) if a != axis]
+        arr = np.transpose(arr, (axis, 3, *spatial))  # (S, C, H, W)
+        zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+        meta = {"is_volume": True, "axis": axis, "spacing": zooms, "affine": img.affine}
+        return np.ascontiguousarray(arr), meta
+
+    def _scale(self, data: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        return robust_minmax(data)
+
+
+def robust_minmax(x: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+    """Map the ``low``-th percentile of ``x`` to 0 and the ``high``-th to 1, clipping.
+
+    Falls back to plain min-max when the percentiles coincide (e.g. a mostly empty volume).
+    """
+    x = x.astype(np.float32, copy=False)
+    lo, hi = (float(v) for v in np.percentile(x, [low, high]))
+    if hi <= lo:
+        return _minmax(x)
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32, copy=False)
+
+
+READERS: dict[str, ImageReader] = {
+    "pillow": PillowReader(),
+    "tiff": TiffReader(),
+    "dicom": DicomReader(),
+    "nifti": NiftiReader(),
+}
+"""Every reader by name; :func:`reader_for` picks one by suffix."""
+
+SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(s for r in READERS.values() for s in r.suffixes)
+
+
+def reader_for(path: PathLike) -> ImageReader:
+    """The reader for ``path``'s suffix, or a MedclError listing the supported ones."""
+    for reader in READERS.values():
+        if reader.can_read(path):
+            return reader
+    raise MedclError(
+        f"Cannot read '{path}': its suffix is not supported; use one of "
+        f"{', '.join(SUPPORTED_SUFFIXES)}."
+    )
+
+
+def read_volume(path: PathLike, axis: int = 2) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read any supported file as ``(S, C, H, W)`` float32 slices in [0, 1], with metadata.
+
+    A 2D image gives ``S == 1``; NIfTI volumes are sliced along ``axis``.
+    """
+    return reader_for(path).read(path, axis)
+
+
+def read_image(path: PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a 2D image as ``(C, H, W)`` float32 in [0, 1], with metadata.
+
+    Files holding several slices (NIfTI volumes, TIFF stacks) raise a MedclError pointing to
+    :func:`read_volume`.
+    """
+    data, meta = read_volume(path)
+    if data.shape[0] != 1:
+        raise MedclError(
+            f"Image '{path}' holds {data.shape[0]} slices, not one 2D image; "
+            "read it with read_volume instead."
+        )
+    return data[0], meta
+
+
+def read_mask(path: PathLike, axis: int = 2) -> np.ndarray:
+    """Read a mask's stored label values as int64.
+
+    Returns ``(H, W)`` for 2D files and ``(S, H, W)`` for volumes (NIfTI, TIFF stacks,
+    multi-frame DICOM), sliced along ``axis`` like :func:`read_volume`. Values are not
+    remapped; palette images give their palette indices.
+    """
+    labels, meta = reader_for(path).read_labels(path, axis)
+    return labels if meta["is_volume"] else labels[0]

@@ -1,0 +1,199 @@
+"""Train/val/test splits without leakage, and nested label fractions.
+
+Splits are drawn over *groups*, not images: all slices of a volume form one group (so no
+patient appears in two splits), and every 2D image is its own group. The groups are shuffled
+with a seeded generator and the first ``round(test_fraction * G)`` go to test, the next
+``round(val_fraction * G)`` to val and the rest to train (rounding half up). Groups with and
+without masks are shuffled separately and interleaved evenly before this cut, so every split
+gets its share of the masks.
+
+Rules for tiny sets: with one group everything is train; with two or more groups and
+``test_fraction > 0``, test gets at least one group; with three or more and
+``val_fraction > 0``, val gets at least one; train always keeps at least one group (val gives
+way first, then test).
+
+Label fractions (:func:`label_subset`) come from one seeded permutation of the training images
+that have masks, of which a prefix is taken; for the same seed the 5% subset is therefore
+inside the 10% subset, which is inside the 20% subset, so results across fractions differ
+only by the labels added.
+
+Example::
+
+    >>> assign_splits(ds, val_fraction=0.15, test_fraction=0.2, seed=0)
+    >>> few = label_subset(ds.indices("train"), ds.has_mask, fraction=0.05, seed=0)
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import numpy as np
+
+from medcl.data._imageset import ImageSet
+from medcl.errors import MedclError
+
+__all__ = ["SPLITS", "assign_splits", "label_subset"]
+
+SPLITS = ("train", "val", "test")
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def assign_splits(
+    imageset: ImageSet,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    split_csv: str | os.PathLike | None = None,
+) -> ImageSet:
+    """Set ``imageset.split`` in place (and return the ImageSet).
+
+    Args:
+        imageset: the images to split.
+        val_fraction: share of groups (volumes or 2D images) for validation, in [0, 1).
+        test_fraction: share of groups for testing, in [0, 1).
+        seed: seed of the shuffle; the same seed and images give the same split.
+        split_csv: a CSV file with columns ``id,split`` fixing the split of every image
+            (an id may also be a volume id, covering all its slices); the fractions and
+            seed are then ignored.
+    """
+    if split_csv is not None:
+        imageset.split = _splits_from_csv(imageset, split_csv)
+        return imageset
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value < 1:
+            raise MedclError(f"data.{name} is {value}; use a value in [0, 1), e.g. 0.2.")
+    if val_fraction + test_fraction >= 1:
+        raise MedclError(
+            f"data.val_fraction + data.test_fraction is {val_fraction + test_fraction}, leaving "
+            "nothing to train on; make their sum smaller than 1."
+        )
+    n = len(imageset)
+    group_of = np.empty(n, dtype=np.int64)
+    keys: dict[tuple[str, object], int] = {}
+    for i, vol in enumerate(imageset.volume_ids):
+        key = ("volume", vol) if vol != "" else ("image", i)
+        group_of[i] = keys.setdefault(key, len(keys))
+    n_groups = len(keys)
+    labeled = np.zeros(n_groups, dtype=bool)
+    np.logical_or.at(labeled, group_of, np.asarray(imageset.has_mask, dtype=bool))
+
+    # Shuffle each stratum, then interleave them by relative rank so that every prefix of
+    # the order holds labeled and unlabeled groups in the overall proportion.
+    rng = np.random.default_rng(seed)
+    rank = np.empty(n_groups, dtype=np.float64)
+    for stratum in (np.flatnonzero(labeled), np.flatnonzero(~labeled)):
+        order = stratum[rng.permutation(len(stratum))]
+        rank[order] = (np.arange(len(order)) + 0.5) / max(len(order), 1)
+    order = np.lexsort((~labeled, rank))  # ties: labeled first
+
+    n_test, n_val = _split_counts(n_groups, val_fraction, test_fraction)
+    group_split = np.empty(n_groups, dtype=object)
+    group_split[order[:n_test]] = "test"
+    group_split[order[n_test : n_test + n_val]] = "val"
+    group_split[order[n_test + n_val :]] = "train"
+    imageset.split = group_split[group_of] if n else np.array([], dtype=object)
+    return imageset
+
+
+def _split_counts(n_groups: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    n_test = _round_half_up(test_fraction * n_groups)
+    n_val = _round_half_up(val_fraction * n_groups)
+    if n_groups >= 2 and test_fraction > 0:
+        n_test = max(n_test, 1)
+    if n_groups >= 3 and val_fraction > 0:
+        n_val = max(n_val, 1)
+    while n_groups - n_test - n_val < 1 and n_test + n_val > 0:
+        if n_val > 0:
+            n_val -= 1
+        else:
+            n_test -= 1
+    return n_test, n_val
+
+
+def _splits_from_csv(imageset: ImageSet, split_csv: str | os.PathLike) -> np.ndarray:
+    path = os.fspath(split_csv)
+    if not os.path.isfile(path):
+        raise MedclError(f"The split file '{path}' does not exist; check data.split_csv.")
+    index_of: dict[str, list[int]] = {}
+    for i, image_id in enumerate(imageset.ids):
+        index_of.setdefault(str(image_id), []).append(i)
+    slices_of: dict[str, list[int]] = {}
+    for i, vol in enumerate(imageset.volume_ids):
+        if vol != "":
+            slices_of.setdefault(str(vol), []).append(i)
+    split = np.full(len(imageset), "", dtype=object)
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        fields = [c.strip() for c in reader.fieldnames or []]
+        if "id" not in fields or "split" not in fields:
+            raise MedclError(
+                f"The split file '{path}' has columns {fields}; it needs the columns 'id' and "
+                "'split'."
+            )
+        reader.fieldnames = fields
+        for line, row in enumerate(reader, start=2):
+            image_id = (row.get("id") or "").strip()
+            name = (row.get("split") or "").strip().lower()
+            if name not in SPLITS:
+                raise MedclError(
+                    f"The split file '{path}' line {line} has split '{row.get('split')}'; use "
+                    "train, val or test."
+                )
+            rows = index_of.get(image_id, slices_of.get(image_id))
+            if rows is None:
+                raise MedclError(
+                    f"The split file '{path}' line {line} names '{image_id}', which is not an "
+                    "image id (file stem, or stem:slice for volumes) nor a volume id."
+                )
+            clash = {str(s) for s in split[rows] if s not in ("", name)}
+            if clash:
+                raise MedclError(
+                    f"The split file '{path}' line {line} puts '{image_id}' in {name} but an "
+                    f"earlier line put it in {sorted(clash)[0]}; list each image once."
+                )
+            split[rows] = name
+    missing = [str(imageset.ids[i]) for i in np.flatnonzero(split == "")]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise MedclError(
+            f"The split file '{path}' gives no split for {len(missing)} images ({shown}); "
+            "add a row for every image."
+        )
+    return split
+
+
+def label_subset(
+    train_indices: np.ndarray, has_mask: np.ndarray, fraction: float, seed: int = 0
+) -> np.ndarray:
+    """The indices of a reproducible ``fraction`` of the training images with masks.
+
+    Takes ``max(1, round(fraction * n))`` of the ``n`` images in ``train_indices`` whose
+    ``has_mask`` is True, as a prefix of one seeded permutation, so subsets are nested across
+    fractions for the same seed. The result is sorted.
+
+    Args:
+        train_indices: ``(M,)`` int indices of the training images (their order is ignored).
+        has_mask: ``(N,)`` bool over all images.
+        fraction: share of the masked training images, in (0, 1].
+        seed: seed of the permutation.
+    """
+    if not 0 < fraction <= 1:
+        raise MedclError(
+            f"label fraction {fraction} is outside (0, 1]; use e.g. 0.05 for 5% of the masks."
+        )
+    train = np.unique(np.asarray(train_indices, dtype=np.int64))
+    has_mask = np.asarray(has_mask, dtype=bool)
+    candidates = train[has_mask[train]]
+    if len(candidates) == 0:
+        raise MedclError(
+            "No training image has a mask, so there is nothing to fine-tune on; add masks "
+            "(data.masks) or put masked images in the training split."
+        )
+    k = max(1, _round_half_up(fraction * len(candidates)))
+    perm = np.random.default_rng(seed).permutation(len(candidates))
+    return np.sort(candidates[perm[:k]])

@@ -1,0 +1,42 @@
+"""Result tables in the layout of the UFC paper's Table I: mean (+- std) Dice %."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+
+def summarize(rows: list[dict]) -> dict:
+    """``{method: {fraction: (mean %, std %, n)}}`` from result rows."""
+    acc: dict = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        acc[r["method"]][float(r["label_fraction"])].append(100.0 * r["dice"])
+    return {
+        m: {f: (float(np.mean(v)), float(np.std(v)), len(v)) for f, v in sorted(fr.items())}
+        for m, fr in acc.items()
+    }
+
+
+def format_table(rows: list[dict], methods: list[str] | None = None, fmt: str = "md") -> str:
+    """A methods x label-fractions table of mean (+- std) Dice %, markdown or CSV."""
+    summary = summarize(rows)
+    methods = [m for m in (methods or list(summary)) if m in summary]
+    fractions = sorted({f for m in methods for f in summary[m]})
+    header = ["method", *[f"{f * 100:g}% labels" for f in fractions]]
+    lines = []
+    for m in methods:
+        cells = [m]
+        for f in fractions:
+            if f in summary[m]:
+                mean, std, n = summary[m][f]
+                cells.append(f"{mean:.1f} (±{std:.1f})" if fmt == "md" else f"{mean:.2f},{std:.2f}")
+            else:
+                cells.append("")
+        lines.append(cells)
+    if fmt == "csv":
+        head = ["method"] + [f"{f:g}_mean,{f:g}_std" for f in fractions]
+        return "\n".join([",".join(head)] + [",".join(c) for c in lines]) + "\n"
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(c) + " |" for c in lines]
+    return "\n".join(out) + "\n"

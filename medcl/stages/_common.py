@@ -1,0 +1,103 @@
+"""What every stage needs: the data, the device, seeds, and array-to-tensor batches."""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medcl.config import Config
+from medcl.data import ImageSet, assign_splits, load_builtin, load_folder
+from medcl.errors import MedclError
+from medcl.models import UNetEncoder
+from medcl.rundir import RunDir
+
+
+def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
+    """The configured data set, split into train/val/test."""
+    d = cfg.data
+    factor = 2 ** (len(cfg.model.channels) - 1)
+    if d.image_size[0] % factor or d.image_size[1] % factor:
+        raise MedclError(
+            f"data.image_size={list(d.image_size)} must be divisible by {factor} for a UNet "
+            f"with {len(cfg.model.channels)} levels (model.channels); e.g. "
+            f"[{d.image_size[0] // factor * factor or factor}, {d.image_size[1] // factor * factor or factor}]."
+        )
+    if d.dataset:
+        if d.images:
+            raise MedclError("Set either data.dataset (built-in) or data.images, not both.")
+        data = load_builtin(d.dataset, d.image_size)
+    elif d.images:
+        data = load_folder(
+            d.images, masks=d.masks, mask_suffix=d.mask_suffix, label_values=d.label_values,
+            class_names=d.class_names, image_size=tuple(d.image_size), channels=d.channels,
+            volume_axis=d.volume_axis, cache_dir=cache_dir,
+        )
+        data = assign_splits(data, d.val_fraction, d.test_fraction, d.split_seed, d.split_csv)
+    else:
+        raise MedclError(
+            "No data given: set data.dataset=brain-aal or data.images=FOLDER (and data.masks)."
+        )
+    for split in ("train", "val", "test"):
+        if len(data.indices(split)) == 0:
+            raise MedclError(
+                f"The {split} split is empty ({len(data)} images in all); add images or change "
+                "data.val_fraction / data.test_fraction."
+            )
+    for split in ("val", "test"):
+        if not data.has_mask[data.indices(split)].any():
+            raise MedclError(f"No image of the {split} split has a mask; Dice needs masks there.")
+    return data
+
+
+def check_against_data(cfg: Config, data: ImageSet) -> None:
+    """Settings that can only be checked once the images are known; fail before any training."""
+    n = len(data.indices("train"))
+    if cfg.cluster.k is not None and cfg.cluster.k > n:
+        raise MedclError(
+            f"cluster.k={cfg.cluster.k} is larger than the number of images ({n}); choose "
+            f"k <= {n} or leave cluster.k unset to take k from the elbow."
+        )
+
+
+def build_encoder(cfg: Config, in_channels: int) -> UNetEncoder:
+    return UNetEncoder(in_channels, cfg.model.channels, 2, cfg.model.norm, cfg.model.num_res_units)
+
+
+def seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def to_device(fabric, array: np.ndarray, idx: np.ndarray | None = None) -> torch.Tensor:
+    sel = array if idx is None else array[idx]
+    return fabric.to_device(torch.as_tensor(np.ascontiguousarray(sel)))
+
+
+def groups_for(data: ImageSet, idx: np.ndarray) -> np.ndarray | None:
+    """Volume ids of ``idx`` for volumetric data (Dice per volume), else None (per image)."""
+    return data.volume_ids[idx] if data.is_volumetric else None
+
+
+@contextmanager
+def timed(store: dict, key: str):
+    t = time.perf_counter()
+    yield
+    store[key] = round(store.get(key, 0.0) + time.perf_counter() - t, 2)
+
+
+def read_done(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def require(path: Path, what: str, stage: str, run: RunDir) -> Path:
+    if not path.exists():
+        raise MedclError(
+            f"{what} not found in run directory '{run.path}'; run `medcl {stage} --run "
+            f"{run.path}` first."
+        )
+    return path

@@ -1,0 +1,63 @@
+"""Stage 2: cluster the embeddings into pseudo-classes (k from the elbow, or given)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from medcl.cluster import CLUSTERERS, WardClustering, elbow_curve
+from medcl.config import Config
+from medcl.errors import MedclError
+from medcl.rundir import RunDir, atomic_save_npy
+from medcl.stages._common import read_done, require
+
+
+def run_cluster(run: RunDir, cfg: Config) -> dict:
+    """Writes ``cluster/labels.npy`` (one pseudo-label per train image) and ``summary.json``."""
+    done = read_done(run.path / "cluster" / "summary.json")
+    if done:
+        return done
+    c = cfg.cluster
+    X = np.load(require(run.path / "features" / "embeddings.npy", "Embeddings", "features", run))
+    n = len(X)
+    if c.k is not None and c.k > n:
+        raise MedclError(
+            f"cluster.k={c.k} is larger than the number of images ({n}); choose k <= {n} or "
+            "leave cluster.k unset to take k from the elbow."
+        )
+    if c.k_min >= c.k_max:
+        raise MedclError(f"cluster.k_min={c.k_min} must be smaller than cluster.k_max={c.k_max}.")
+    t0 = time.perf_counter()
+    # The elbow curve always comes from one Ward tree (the paper's rule); the other
+    # clusterers then use that k unless the user fixed one (Table II ablation).
+    k_range = (c.k_min, max(c.k_min, min(c.k_max, n - 1)))
+    ward = WardClustering(n_clusters=c.k, k_range=k_range, random_state=0).fit(X)
+    k_values = list(range(k_range[0], k_range[1] + 1))
+    # With a fixed k the curve is still drawn in the report, for the user to compare.
+    curve = ward.curve_ if ward.curve_ is not None else elbow_curve(X, ward, k_values)
+    if c.method == "ward":
+        labels, k = ward.labels_, int(ward.n_clusters_)
+    elif c.method == "kmeans":
+        model = CLUSTERERS["kmeans"](n_clusters=int(ward.n_clusters_), random_state=0).fit(X)
+        labels, k = model.labels_, int(model.n_clusters_)
+    else:
+        model = CLUSTERERS["dbscan"]().fit(X)
+        labels = model.labels_.copy()
+        # DBSCAN's noise points (-1) each become their own pseudo-class: they are then
+        # positives only of their own other view, as in SimCLR.
+        noise = labels < 0
+        labels[noise] = labels.max() + 1 + np.arange(noise.sum())
+        k = int(model.n_clusters_)
+    atomic_save_npy(run.file("cluster", "labels.npy"), np.asarray(labels, dtype=np.int64))
+    summary = {
+        "method": c.method,
+        "k": k,
+        "elbow_k": None if ward.elbow_k_ is None else int(ward.elbow_k_),
+        "k_values": k_values,
+        "curve": [float(v) for v in curve],
+        "sizes": np.bincount(np.unique(labels, return_inverse=True)[1]).tolist(),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    run.write_json("cluster/summary.json", summary)
+    return summary

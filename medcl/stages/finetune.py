@@ -1,0 +1,143 @@
+"""Stage 4: fine-tune a UNet on a fraction of the masks; evaluate Dice on the test split."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from monai.losses import DiceCELoss
+
+from medcl.config import Config
+from medcl.data import ImageSet, PairedAugment, label_subset
+from medcl.evaluate import dice_scores
+from medcl.models import SegmentationUNet
+from medcl.rundir import RunDir, atomic_torch_save
+from medcl.stages._common import (
+    build_encoder,
+    groups_for,
+    read_done,
+    require,
+    seed_all,
+    to_device,
+)
+from medcl.stages.pretrain import encoder_path, method_or_error
+from medcl.train import train_loop
+
+
+def cell_dir(run: RunDir, method: str, fraction: float, seed: int):
+    return run.path / "finetune" / method / f"labels{fraction:g}" / f"seed{seed}"
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: np.ndarray, fabric, batch_size: int = 64) -> np.ndarray:
+    """Class maps ``(N, H, W)`` for ``images`` ``(N, C, H, W)``."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        logits = model(to_device(fabric, images[start : start + batch_size]))
+        out.append(logits.argmax(1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, *images.shape[2:]), dtype=np.int64)
+
+
+def build_model(cfg: Config, data: ImageSet, method: str, seed: int, run: RunDir):
+    """Pretrained (or random) encoder under a decoder initialised the same way for every method."""
+    seed_all(seed)
+    encoder = build_encoder(cfg, data.channels)
+    if method_or_error(method).pretrains:
+        path = require(encoder_path(run, method, seed), f"The {method} encoder (seed {seed})",
+                       f"pretrain method={method}", run)
+        encoder.load_state_dict(torch.load(path, map_location="cpu"))
+    torch.manual_seed(10_000 + seed)  # the decoder starts identically across methods
+    return SegmentationUNet(encoder, data.num_classes, cfg.model.num_res_units, cfg.model.norm)
+
+
+def run_finetune(run: RunDir, cfg: Config, method: str, fraction: float, seed: int,
+                 data: ImageSet, fabric) -> dict:
+    """Writes ``best.pt`` (chosen on validation Dice) and ``done.json`` in the cell directory."""
+    out = cell_dir(run, method, fraction, seed)
+    done = read_done(out / "done.json")
+    if done:
+        return done
+    ft = cfg.finetune
+    train_idx = data.indices("train")
+    labelled = label_subset(train_idx, data.has_mask, fraction, seed)
+    images, masks = data.images[labelled], data.masks[labelled]
+    val_idx = data.indices("val")
+    val_idx = val_idx[data.has_mask[val_idx]]
+    model = build_model(cfg, data, method, seed, run)
+    aug = PairedAugment(data.image_size)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    batch = min(ft.batch_size, len(images))
+    steps_per_epoch = max(1, len(images) // batch)
+    epochs = math.ceil(ft.steps / steps_per_epoch)
+    eval_epochs = max(1, round(ft.eval_every / steps_per_epoch))
+    best_path = out / "best.pt"
+    best = {"val_dice": -1.0, "epoch": -1}
+    if (out / "best.json").exists():
+        best = read_done(out / "best.json") or best
+    t0 = time.perf_counter()
+
+    def step_loss(idx: np.ndarray) -> torch.Tensor:
+        x, y = aug(to_device(fabric, images, idx), to_device(fabric, masks, idx))
+        return loss_fn(model(x), y.unsqueeze(1))
+
+    def on_epoch_end(epoch: int) -> None:
+        if (epoch + 1) % eval_epochs and epoch + 1 != epochs:
+            return
+        pred = predict(model, data.images[val_idx], fabric)
+        score = dice_scores(pred, data.masks[val_idx], data.num_classes,
+                            groups_for(data, val_idx))["dice"]
+        run.log(stage="finetune", method=method, fraction=fraction, seed=seed, epoch=epoch,
+                val_dice=score)
+        if score > best["val_dice"]:
+            best.update(val_dice=score, epoch=epoch)
+            atomic_torch_save(model.state_dict(), best_path)
+            run.write_json(str((out / "best.json").relative_to(run.path)), best)
+
+    history = train_loop(
+        fabric=fabric, module=model, step_loss=step_loss, n_items=len(images), epochs=epochs,
+        batch_size=batch, lr=ft.lr, weight_decay=ft.weight_decay, seed=seed,
+        checkpoint=out / "checkpoint.pt", on_epoch_end=on_epoch_end,
+        desc=f"finetune {method} {fraction:g} seed {seed}",
+        log=lambda **r: run.log(stage="finetune", method=method, fraction=fraction, seed=seed, **r),
+    )
+    done = {
+        "seconds": round(time.perf_counter() - t0, 2),
+        "n_labelled": int(len(labelled)),
+        "best_epoch": best["epoch"],
+        "val_dice": best["val_dice"],
+        "loss": history,
+    }
+    run.write_json(str((out / "done.json").relative_to(run.path)), done)
+    (out / "checkpoint.pt").unlink(missing_ok=True)
+    return done
+
+
+def run_evaluate_cell(run: RunDir, cfg: Config, method: str, fraction: float, seed: int,
+                      data: ImageSet, fabric) -> dict:
+    """Test-split Dice of a cell's best checkpoint; writes ``result.json`` in the cell."""
+    out = cell_dir(run, method, fraction, seed)
+    result = read_done(out / "result.json")
+    if result:
+        return result
+    model = build_model_for_eval(cfg, data)
+    model.load_state_dict(torch.load(require(out / "best.pt", "A fine-tuned model",
+                                             "finetune", run), map_location="cpu"))
+    model = fabric.to_device(model)
+    test_idx = data.indices("test")
+    test_idx = test_idx[data.has_mask[test_idx]]
+    pred = predict(model, data.images[test_idx], fabric)
+    scores = dice_scores(pred, data.masks[test_idx], data.num_classes, groups_for(data, test_idx))
+    result = {"method": method, "label_fraction": fraction, "seed": seed, **scores}
+    # A few test predictions for the report's overlays (spread over the test split).
+    pick = np.linspace(0, len(test_idx) - 1, num=min(6, len(test_idx))).astype(int)
+    np.savez_compressed(out / "examples.npz", index=test_idx[pick], pred=pred[pick].astype(np.uint8))
+    run.write_json(str((out / "result.json").relative_to(run.path)), result)
+    return result
+
+
+def build_model_for_eval(cfg: Config, data: ImageSet) -> SegmentationUNet:
+    return SegmentationUNet(build_encoder(cfg, data.channels), data.num_classes,
+                            cfg.model.num_res_units, cfg.model.norm)

@@ -1,0 +1,116 @@
+"""The whole UFC pipeline over methods x label fractions x seeds, resumable cell by cell."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+from medcl.config import Config, load_config, read_yaml, to_dict
+from medcl.data import ImageSet
+from medcl.evaluate import format_table
+from medcl.rundir import RunDir, atomic_write_text
+from medcl.stages._common import check_against_data, load_data, timed
+from medcl.stages.cluster import run_cluster
+from medcl.stages.features import run_features
+from medcl.stages.finetune import cell_dir, run_evaluate_cell, run_finetune
+from medcl.stages.pretrain import method_or_error, run_pretrain
+from medcl.train import make_fabric, set_threads
+
+
+def demo_config(quick: bool = False, overrides: list[str] | None = None) -> Config:
+    """The packaged demo config (``medcl/configs/demo.yaml``), optionally the quick variant."""
+    base = read_yaml(str(resources.files("medcl").joinpath("configs/demo.yaml")))
+    if quick:
+        quick_tree = read_yaml(str(resources.files("medcl").joinpath("configs/demo-quick.yaml")))
+        for section, values in quick_tree.items():
+            base.setdefault(section, {}).update(values)
+    return load_config(None, overrides, base=base)
+
+
+def prepare(run: RunDir, cfg: Config):
+    """Save the resolved config and open the device."""
+    for m in cfg.run.methods:
+        method_or_error(m)
+    run.save_config(to_dict(cfg))
+    set_threads(cfg.run.num_threads)
+    return make_fabric(cfg.run.device, cfg.run.precision)
+
+
+def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dict) -> dict:
+    """Gather every finished cell into ``results.json``, ``table.md`` and ``table.csv``."""
+    summary = run.read_json("cluster/summary.json") or {}
+    rows = []
+    for method in cfg.run.methods:
+        pre = None
+        for fraction in cfg.run.label_fractions:
+            for seed in cfg.run.seeds:
+                cell = cell_dir(run, method, fraction, seed)
+                result = run.read_json(str((cell / "result.json").relative_to(run.path)))
+                if not result:
+                    continue
+                ft = run.read_json(str((cell / "done.json").relative_to(run.path))) or {}
+                pre = run.read_json(f"pretrain/{method}/seed{seed}/done.json") or {}
+                rows.append({
+                    **result,
+                    "k": summary.get("k"),
+                    "n_labelled": ft.get("n_labelled"),
+                    "seconds": {"pretrain": pre.get("seconds", 0.0),
+                                "finetune": ft.get("seconds")},
+                })
+    results = {
+        "rows": rows,
+        "class_names": data.class_names,
+        "k": summary.get("k"),
+        "stage_seconds": stage_seconds,
+    }
+    run.write_json("results.json", results)
+    atomic_write_text(run.file("table.md"), format_table(rows, cfg.run.methods))
+    atomic_write_text(run.file("table.csv"), format_table(rows, cfg.run.methods, fmt="csv"))
+    return results
+
+
+def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict:
+    """features -> cluster -> pretrain -> finetune -> evaluate -> report, in ``out``.
+
+    Every stage and every (method, fraction, seed) cell writes a ``done.json`` when it
+    finishes, so rerunning the same command after an interruption skips what is done and
+    resumes the interrupted cell from its last checkpoint.
+    """
+    run = RunDir(out)
+    previous = run.read_json("stage_seconds.json") or {}
+    fabric = prepare(run, cfg)
+    seconds: dict = {}
+    with timed(seconds, "load"):
+        data = load_data(cfg, cache_dir=run.path / "cache")
+    check_against_data(cfg, data)
+    needs_clusters = any(method_or_error(m).uses_pseudo_labels for m in cfg.run.methods)
+    if needs_clusters:
+        with timed(seconds, "features"):
+            run_features(run, cfg, data, fabric)
+        with timed(seconds, "cluster"):
+            run_cluster(run, cfg)
+    for seed in cfg.run.seeds:
+        for method in cfg.run.methods:
+            with timed(seconds, "pretrain"):
+                run_pretrain(run, cfg, method, seed, data, fabric)
+            for fraction in cfg.run.label_fractions:
+                with timed(seconds, "finetune"):
+                    run_finetune(run, cfg, method, fraction, seed, data, fabric)
+                with timed(seconds, "evaluate"):
+                    run_evaluate_cell(run, cfg, method, fraction, seed, data, fabric)
+    # Seconds spent by earlier, interrupted invocations count too.
+    total = {k: round(seconds.get(k, 0.0) + previous.get(k, 0.0), 2)
+             for k in set(seconds) | set(previous)}
+    run.write_json("stage_seconds.json", total)
+    results = collect_results(run, cfg, data, total)
+    if make_report:
+        from medcl.report import write_report
+
+        with timed(seconds, "report"):
+            write_report(run, data=data)
+    return results
+
+
+def wall_clock() -> float:
+    return time.perf_counter()

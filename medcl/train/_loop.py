@@ -1,0 +1,102 @@
+"""One short training loop shared by every stage, with resumable atomic checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from medcl.rundir import atomic_torch_save
+from medcl.train._schedule import lr_at
+
+
+def batches(n: int, batch_size: int, rng: np.random.Generator, drop_last: bool = True,
+            rank: int = 0, world: int = 1) -> Iterator[np.ndarray]:
+    """Index batches over one shuffled epoch; each process takes its own slice of a batch."""
+    order = rng.permutation(n)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        idx = order[start : start + batch_size]
+        yield idx[rank::world]
+
+
+def train_loop(
+    *,
+    fabric,
+    module: nn.Module,
+    step_loss: Callable[[np.ndarray], torch.Tensor],
+    n_items: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 1e-4,
+    warmup_epochs: int = 0,
+    seed: int = 0,
+    checkpoint: Path | None = None,
+    log: Callable[..., None] | None = None,
+    desc: str = "train",
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> list[float]:
+    """Train ``module`` with AdamW and a warm-up + cosine schedule; return per-epoch losses.
+
+    ``step_loss(indices)`` computes the loss of one batch (it draws views, runs the model).
+    After every epoch the model, optimiser, RNG states and history are saved atomically to
+    ``checkpoint``; if that file exists, training resumes after its last finished epoch.
+    The loop is the same for every method and stage: what differs lives in ``step_loss``.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    module_f, optimizer_f = fabric.setup(module, optimizer)
+    steps_per_epoch = max(1, n_items // batch_size if n_items >= batch_size else 1)
+    total = epochs * steps_per_epoch
+    rng = np.random.default_rng(seed)
+    history: list[float] = []
+    start_epoch = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        history = list(state["history"])
+        start_epoch = state["epoch"] + 1
+    step = start_epoch * steps_per_epoch
+    bar = tqdm(range(start_epoch, epochs), desc=desc, initial=start_epoch, total=epochs,
+               disable=not fabric.is_global_zero, leave=False, dynamic_ncols=True)
+    for epoch in bar:
+        module_f.train()
+        losses = []
+        for idx in batches(n_items, batch_size, rng, rank=fabric.global_rank,
+                           world=fabric.world_size):
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, total, lr, warmup_epochs * steps_per_epoch)
+            loss = step_loss(idx)
+            optimizer_f.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            optimizer_f.step()
+            losses.append(float(loss.detach()))
+            step += 1
+        epoch_loss = float(np.mean(losses)) if losses else float("nan")
+        history.append(epoch_loss)
+        bar.set_postfix(loss=f"{epoch_loss:.4f}")
+        if log is not None:
+            log(epoch=epoch, loss=epoch_loss, lr=optimizer.param_groups[0]["lr"])
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+        if checkpoint is not None and fabric.is_global_zero:
+            atomic_torch_save(
+                {
+                    "model": module.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "numpy_rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "epoch": epoch,
+                },
+                checkpoint,
+            )
+    return history

@@ -1,0 +1,60 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from medcl.train import batches, lr_at, make_fabric, train_loop
+
+
+def test_lr_schedule_values():
+    assert lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, 10) == pytest.approx(1.0)
+    assert lr_at(55, 100, 1.0, 10) == pytest.approx(0.5)  # half-way through the cosine
+    assert lr_at(100, 100, 1.0, 10) == pytest.approx(0.0, abs=1e-12)
+    assert lr_at(50, 100, 2.0) == pytest.approx(1.0 + math.cos(math.pi * 0.5))
+
+
+def test_batches_cover_and_shard():
+    rng = np.random.default_rng(0)
+    seen = np.concatenate(list(batches(10, 3, rng)))
+    assert len(seen) == 9 and len(set(seen)) == 9  # drop_last, no repeats
+    shards = [np.concatenate(list(batches(8, 4, np.random.default_rng(1), rank=r, world=2)))
+              for r in (0, 1)]
+    assert sorted(np.concatenate(shards)) == list(range(8))
+
+
+def _problem():
+    torch.manual_seed(0)
+    x = torch.randn(32, 3)
+    y = x @ torch.tensor([1.0, -2.0, 0.5])
+    model = torch.nn.Linear(3, 1)
+    return x, y, model
+
+
+def test_loss_goes_down_and_resume_matches_uninterrupted(tmp_path):
+    fabric = make_fabric("cpu")
+    x, y, model = _problem()
+
+    def fit(model, ckpt, kill_at_step=None):
+        calls = []
+
+        def step_loss(idx):
+            calls.append(1)
+            if len(calls) == kill_at_step:
+                raise KeyboardInterrupt  # killed in the middle of epoch 3
+            return ((model(x[idx]).squeeze(1) - y[idx]) ** 2).mean()
+
+        return train_loop(fabric=fabric, module=model, n_items=32, epochs=6, batch_size=8,
+                          lr=0.1, warmup_epochs=1, step_loss=step_loss, seed=3, checkpoint=ckpt)
+
+    full = fit(model, tmp_path / "a.pt")
+    assert full[-1] < full[0] / 5
+    _, _, m2 = _problem()
+    with pytest.raises(KeyboardInterrupt):
+        fit(m2, tmp_path / "b.pt", kill_at_step=11)
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 1
+    _, _, m3 = _problem()
+    resumed = fit(m3, tmp_path / "b.pt")  # a fresh process resumes after the last full epoch
+    assert resumed == pytest.approx(full, rel=1e-5)
+    assert torch.allclose(m3.weight, model.weight, atol=1e-6)
