@@ -119,10 +119,20 @@ def main(argv=None) -> None:
         print(json.dumps(run_one(args.sizes[0], args.repeats)))
         return
     env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
-    print(f"WardClustering, auto k over 2..200, {DIM}-d, {N_BLOBS} blobs + {NOISE:.0%} noise, "
-          f"median of {args.repeats}; peak = ru_maxrss increase over the loaded data")
+    print(
+        f"WardClustering, auto k over 2..200, {DIM}-d, {N_BLOBS} blobs + {NOISE:.0%} noise, "
+        f"median of {args.repeats}; peak = ru_maxrss increase over the loaded data"
+    )
     for n in args.sizes:
-        cmd = [sys.executable, __file__, "--child", "--sizes", str(n), "--repeats", str(args.repeats)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--sizes",
+            str(n),
+            "--repeats",
+            str(args.repeats),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(

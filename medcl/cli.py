@@ -31,10 +31,18 @@ run; any key can be overridden with section.key=value. See README.md for every k
 
 
 def _config_args(p: argparse.ArgumentParser, run_required: bool = False) -> None:
-    p.add_argument("args", nargs="*", metavar="CONFIG.yaml|key=value",
-                   help="a YAML config and/or section.key=value overrides")
-    p.add_argument("--run", required=run_required, metavar="DIR",
-                   help="run directory to read from and write to")
+    p.add_argument(
+        "args",
+        nargs="*",
+        metavar="CONFIG.yaml|key=value",
+        help="a YAML config and/or section.key=value overrides",
+    )
+    p.add_argument(
+        "--run",
+        required=run_required,
+        metavar="DIR",
+        help="run directory to read from and write to",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,17 +64,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser(
-        "demo", help="random init vs SimCLR vs UFC on the built-in brain MRI (brain-aal)",
+        "demo",
+        help="random init vs SimCLR vs UFC on the built-in brain MRI (brain-aal)",
         description="Run the whole pipeline on the built-in brain-aal data set (Colin27 T1 "
         "MRI with AAL region groups) at 5/10/20/100% labels and 3 seeds, then print the Dice "
         "table. Rerunning the same command resumes an interrupted demo.",
     )
-    demo.add_argument("--out", default="runs/demo", metavar="DIR", help="run directory (default: runs/demo)")
-    demo.add_argument("--quick", action="store_true", help="one seed and short schedules (about 2-3 minutes)")
+    demo.add_argument(
+        "--out", default="runs/demo", metavar="DIR", help="run directory (default: runs/demo)"
+    )
+    demo.add_argument(
+        "--quick", action="store_true", help="one seed and short schedules (about 2-3 minutes)"
+    )
     demo.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
-    run = sub.add_parser("run", help="the whole pipeline from a YAML config",
-                         description="features -> cluster -> pretrain -> finetune -> evaluate -> report.")
+    run = sub.add_parser(
+        "run",
+        help="the whole pipeline from a YAML config",
+        description="features -> cluster -> pretrain -> finetune -> evaluate -> report.",
+    )
     run.add_argument("config", metavar="CONFIG.yaml")
     run.add_argument("overrides", nargs="*", metavar="key=value")
     run.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
@@ -78,8 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("finetune", "stage 4: fine-tune on a fraction of the masks (method=, fraction=, seed=)"),
         ("evaluate", "test Dice of every fine-tuned model, results table and report"),
     ]:
-        p = sub.add_parser(name, help=text, description=text + ". Reads/writes the run directory; "
-                           "the first stage needs a config, later ones reuse the run's config.")
+        p = sub.add_parser(
+            name,
+            help=text,
+            description=text + ". Reads/writes the run directory; "
+            "the first stage needs a config, later ones reuse the run's config.",
+        )
         _config_args(p, run_required=True)
     return parser
 
@@ -122,21 +142,25 @@ def _stage_config(run_dir: str, items: list[str], stage_keys: tuple[str, ...] = 
 
 
 def _cmd_demo(args) -> int:
-    from medcl.stages.pipeline import demo_config, run_pipeline
+    from medcl.stages.pipeline import demo_config
 
     cfg = demo_config(args.quick, args.overrides)
     return _run_and_print(cfg, args.out)
 
 
 def _run_and_print(cfg, out) -> int:
-    from medcl.evaluate import format_table
+    from medcl.evaluate import compare_to_baselines, format_table
     from medcl.stages.pipeline import run_pipeline
 
     t0 = time.perf_counter()
     results = run_pipeline(cfg, out)
     minutes = (time.perf_counter() - t0) / 60
-    print(f"\nTest Dice % (mean ± std over seeds {cfg.run.seeds}), k = {results['k']} pseudo-classes:\n")
+    print(
+        f"\nTest Dice % (mean ± std over seeds {cfg.run.seeds}), k = {results['k']} pseudo-classes:\n"
+    )
     print(format_table(results["rows"], cfg.run.methods))
+    for line in compare_to_baselines(results["rows"]):
+        print(line)
     print(f"Finished in {minutes:.1f} min. Report: {Path(out) / 'report.html'}")
     return 0
 
@@ -163,8 +187,10 @@ def _cmd_stage(args) -> int:
         from medcl.stages.features import run_features
 
         done = run_features(run, cfg, data, fabric)
-        print(f"Embeddings of {len(data.indices('train'))} images in {run.path / 'features'} "
-              f"({done['seconds']:.0f} s).")
+        print(
+            f"Embeddings of {len(data.indices('train'))} images in {run.path / 'features'} "
+            f"({done['seconds']:.0f} s)."
+        )
     elif args.command == "cluster":
         from medcl.stages.cluster import run_cluster
 
@@ -189,8 +215,10 @@ def _cmd_stage(args) -> int:
                 f"fraction={fraction} is outside (0, 1]; use e.g. fraction=0.05 for 5% of the masks."
             ) from None
         done = run_finetune(run, cfg, method, fraction, seed, data, fabric)
-        print(f"Fine-tuned {method} on {done['n_labelled']} masks: best validation Dice "
-              f"{100 * done['val_dice']:.1f}%.")
+        print(
+            f"Fine-tuned {method} on {done['n_labelled']} masks: best validation Dice "
+            f"{100 * done['val_dice']:.1f}%."
+        )
     else:
         from medcl.evaluate import format_table
         from medcl.report import write_report

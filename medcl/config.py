@@ -27,7 +27,7 @@ class DataConfig(_Section):
     mask_suffix: str = Field("", description="mask stem suffix, e.g. _segmentation")
     label_values: list[int] | None = Field(None, description="mask values, remapped to 0..C-1")
     class_names: list[str] | None = None
-    image_size: tuple[int, int] = (96, 40)
+    image_size: tuple[int, int] = (64, 32)
     channels: int | None = None
     volume_axis: int = 2
     split_csv: str | None = None
@@ -45,7 +45,7 @@ class DataConfig(_Section):
 
 class ModelConfig(_Section):
     channels: list[int] = [16, 32, 64, 128]
-    num_res_units: int = 1
+    num_res_units: int = Field(0, ge=0, description="residual sub-units per block (0: plain)")
     norm: Literal["instance", "batch"] = "instance"
 
 
@@ -66,7 +66,7 @@ class ClusterConfig(_Section):
 
 
 class PretrainConfig(_Section):
-    epochs: int = Field(40, ge=1)
+    epochs: int = Field(50, ge=1)
     batch_size: int = Field(32, ge=2)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -79,11 +79,11 @@ class PretrainConfig(_Section):
 
 
 class FinetuneConfig(_Section):
-    steps: int = Field(150, ge=1, description="optimiser steps, the same for every fraction")
-    batch_size: int = Field(8, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    steps: int = Field(200, ge=1, description="optimiser steps, the same for every fraction")
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-2, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    eval_every: int = Field(15, ge=1)
+    eval_every: int = Field(20, ge=1, description="steps between validation Dice checks")
 
 
 class RunConfig(_Section):

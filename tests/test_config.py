@@ -6,10 +6,15 @@ from medcl.rundir import RunDir
 
 
 def test_overrides_parse_yaml_values():
-    tree = parse_overrides(["run.seeds=[0,1]", "pretrain.lr=3e-4", "data.dataset=brain-aal",
-                            "cluster.k=null"])
-    assert tree == {"run": {"seeds": [0, 1]}, "pretrain": {"lr": 3e-4},
-                    "data": {"dataset": "brain-aal"}, "cluster": {"k": None}}
+    tree = parse_overrides(
+        ["run.seeds=[0,1]", "pretrain.lr=3e-4", "data.dataset=brain-aal", "cluster.k=null"]
+    )
+    assert tree == {
+        "run": {"seeds": [0, 1]},
+        "pretrain": {"lr": 3e-4},
+        "data": {"dataset": "brain-aal"},
+        "cluster": {"k": None},
+    }
 
 
 def test_file_then_overrides(tmp_path):
@@ -19,13 +24,16 @@ def test_file_then_overrides(tmp_path):
     assert (cfg.pretrain.epochs, cfg.pretrain.lr) == (9, 0.01)
 
 
-@pytest.mark.parametrize("override,needle", [
-    ("pretrain.epoch=3", "Unknown config key 'pretrain.epoch'"),
-    ("pretrain.temperature=0", "pretrain.temperature"),
-    ("run.label_fractions=[0.05,2]", "outside (0, 1]"),
-    ("cluster.k=1", "cluster.k"),
-    ("seeds", "not a config file or a key=value"),
-])
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("pretrain.epoch=3", "Unknown config key 'pretrain.epoch'"),
+        ("pretrain.temperature=0", "pretrain.temperature"),
+        ("run.label_fractions=[0.05,2]", "outside (0, 1]"),
+        ("cluster.k=1", "cluster.k"),
+        ("seeds", "not a config file or a key=value"),
+    ],
+)
 def test_bad_overrides(override, needle):
     with pytest.raises(MedclError) as e:
         load_config(None, [override])

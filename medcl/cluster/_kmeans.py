@@ -93,9 +93,7 @@ def kmeans(
                 batch_size=max(4096, 4 * k),
             )
         else:
-            est = KMeans(
-                n_clusters=k, random_state=random_state, n_init=n_init, max_iter=n_iter
-            )
+            est = KMeans(n_clusters=k, random_state=random_state, n_init=n_init, max_iter=n_iter)
         labels = est.fit_predict(X).astype(np.int64)
     counts = np.bincount(labels, minlength=k)
     kept = np.flatnonzero(counts)

@@ -108,7 +108,9 @@ class WardClustering(ClusterMixin, BaseEstimator):
             or not all(_is_int(k) for k in kr)
             or not 1 <= kr[0] <= kr[1]
         ):
-            raise ValueError(f"k_range must be two ints (k_min, k_max) with 1 <= k_min <= k_max, got {kr!r}")
+            raise ValueError(
+                f"k_range must be two ints (k_min, k_max) with 1 <= k_min <= k_max, got {kr!r}"
+            )
         if self.mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {self.mode!r}")
         if not _is_int(self.n_micro) or self.n_micro < 2:
@@ -141,7 +143,10 @@ class WardClustering(ClusterMixin, BaseEstimator):
             micro_labels, leaf_sums, leaf_weights = None, None, np.ones(n)
         else:
             micro_labels, centers, leaf_weights = kmeans(
-                X, int(self.n_micro), random_state=self.random_state, n_iter=10,
+                X,
+                int(self.n_micro),
+                random_state=self.random_state,
+                n_iter=10,
                 max_points_per_centroid=64,
             )
             leaf_sums = centers * leaf_weights[:, None]

@@ -8,8 +8,9 @@ from monai.metrics import DiceMetric
 from monai.networks.utils import one_hot
 
 
-def dice_scores(pred: np.ndarray, target: np.ndarray, num_classes: int,
-                groups: np.ndarray | None = None) -> dict:
+def dice_scores(
+    pred: np.ndarray, target: np.ndarray, num_classes: int, groups: np.ndarray | None = None
+) -> dict:
     """Foreground Dice per class and its mean.
 
     Args:

@@ -5,7 +5,7 @@ The training loop, encoder, augmentations and fine-tuning are shared, so compari
 isolate the pretraining.
 """
 
-from medcl.methods._contrastive import SimCLR, UFC, ContrastiveMethod
+from medcl.methods._contrastive import UFC, ContrastiveMethod, SimCLR
 from medcl.methods._random import RandomInit
 
 METHODS = {"random": RandomInit(), "simclr": SimCLR(), "ufc": UFC()}

@@ -20,8 +20,15 @@ class ContrastiveMethod:
     def build_head(self, in_dim: int, hidden: int = 2048, out: int = 256) -> nn.Module:
         return ProjectionHead([in_dim, hidden, out])
 
-    def loss(self, encoder: nn.Module, head: nn.Module, views: torch.Tensor,
-             labels: torch.Tensor | None, temperature: float, variant: str | None = None):
+    def loss(
+        self,
+        encoder: nn.Module,
+        head: nn.Module,
+        views: torch.Tensor,
+        labels: torch.Tensor | None,
+        temperature: float,
+        variant: str | None = None,
+    ):
         """``views``: (B, V, C, H, W); ``labels``: (B,) pseudo-labels or None."""
         b, v = views.shape[:2]
         z = head(encoder(views.flatten(0, 1))).view(b, v, -1)

@@ -105,7 +105,12 @@ class UNetDecoder(nn.Module):
         for i in range(len(ch) - 1, 0, -1):
             self.ups.append(
                 Convolution(
-                    spatial_dims, ch[i], ch[i - 1], strides=2, is_transposed=True, norm=norm,
+                    spatial_dims,
+                    ch[i],
+                    ch[i - 1],
+                    strides=2,
+                    is_transposed=True,
+                    norm=norm,
                     act="PRELU",
                 )
             )
@@ -123,8 +128,9 @@ class UNetDecoder(nn.Module):
 class SegmentationUNet(nn.Module):
     """An encoder (possibly pretrained) under a decoder that outputs class logits."""
 
-    def __init__(self, encoder: UNetEncoder, num_classes: int, num_res_units: int = 1,
-                 norm: str = "instance") -> None:
+    def __init__(
+        self, encoder: UNetEncoder, num_classes: int, num_res_units: int = 1, norm: str = "instance"
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = UNetDecoder(

@@ -55,8 +55,15 @@ class BetaVAE(nn.Module):
         ups = []
         for i in range(len(channels) - 1, 0, -1):
             ups.append(
-                Convolution(2, channels[i], channels[i - 1], strides=2, is_transposed=True,
-                            norm="batch", act="PRELU")
+                Convolution(
+                    2,
+                    channels[i],
+                    channels[i - 1],
+                    strides=2,
+                    is_transposed=True,
+                    norm="batch",
+                    act="PRELU",
+                )
             )
         self.up = nn.Sequential(*ups)
         self.out = nn.Conv2d(channels[0], in_channels, kernel_size=3, padding=1)

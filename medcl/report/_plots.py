@@ -21,19 +21,30 @@ def elbow_figure(summary: dict):
     k = summary["k"]
     if k in ks:
         ax.axvline(k, color="C3", ls="--")
-        ax.annotate(f"k = {k}", (k, curve[ks.index(k)]), textcoords="offset points",
-                    xytext=(8, 8), color="C3")
+        ax.annotate(
+            f"k = {k}",
+            (k, curve[ks.index(k)]),
+            textcoords="offset points",
+            xytext=(8, 8),
+            color="C3",
+        )
     ax.set_xlabel("number of clusters k")
     ax.set_ylabel("mean within-cluster distance")
-    ax.set_title("Elbow of the Ward tree" + (" (k fixed by the user)" if summary.get("elbow_k") is None else ""))
+    ax.set_title(
+        "Elbow of the Ward tree"
+        + (" (k fixed by the user)" if summary.get("elbow_k") is None else "")
+    )
     fig.tight_layout()
     return fig
 
 
-def gallery_figure(images: np.ndarray, labels: np.ndarray, per_class: int = 8, max_classes: int = 12):
+def gallery_figure(
+    images: np.ndarray, labels: np.ndarray, per_class: int = 8, max_classes: int = 12
+):
     classes = np.unique(labels)[:max_classes]
-    fig, axes = plt.subplots(len(classes), per_class, squeeze=False,
-                             figsize=(per_class * 0.9, len(classes) * 1.6))
+    fig, axes = plt.subplots(
+        len(classes), per_class, squeeze=False, figsize=(per_class * 0.9, len(classes) * 1.6)
+    )
     rng = np.random.default_rng(0)
     for row, c in zip(axes, classes, strict=False):
         members = np.flatnonzero(labels == c)
@@ -57,8 +68,9 @@ def embedding_figure(embeddings: np.ndarray, labels: np.ndarray):
         sel = np.random.default_rng(0).choice(n, 5000, replace=False)
         embeddings, labels = embeddings[sel], labels[sel]
     if len(embeddings) >= 10:
-        xy = TSNE(2, perplexity=min(30, len(embeddings) // 4), random_state=0,
-                  init="pca").fit_transform(embeddings)
+        xy = TSNE(
+            2, perplexity=min(30, len(embeddings) // 4), random_state=0, init="pca"
+        ).fit_transform(embeddings)
         method = "t-SNE"
     else:
         xy = PCA(2).fit_transform(embeddings)
@@ -110,8 +122,14 @@ def dice_figure(rows: list[dict]):
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for m, per in summary.items():
         fr = sorted(per)
-        ax.errorbar([100 * f for f in fr], [per[f][0] for f in fr], yerr=[per[f][1] for f in fr],
-                    marker="o", capsize=3, label=m)
+        ax.errorbar(
+            [100 * f for f in fr],
+            [per[f][0] for f in fr],
+            yerr=[per[f][1] for f in fr],
+            marker="o",
+            capsize=3,
+            label=m,
+        )
     ax.set_xscale("log")
     ticks = sorted({100 * f for per in summary.values() for f in per})
     ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
@@ -123,17 +141,26 @@ def dice_figure(rows: list[dict]):
     return fig
 
 
-def overlay_figure(images: np.ndarray, truth: np.ndarray, preds: dict[str, np.ndarray],
-                   num_classes: int):
+def overlay_figure(
+    images: np.ndarray, truth: np.ndarray, preds: dict[str, np.ndarray], num_classes: int
+):
     cmap = ListedColormap(plt.get_cmap("tab10")(np.linspace(0, 1, 10))[: max(2, num_classes)])
     cols = 1 + len(preds)
-    fig, axes = plt.subplots(len(images), cols, squeeze=False, figsize=(1.6 * cols, 2.6 * len(images)))
+    fig, axes = plt.subplots(
+        len(images), cols, squeeze=False, figsize=(1.6 * cols, 2.6 * len(images))
+    )
     for i in range(len(images)):
         panels = [("ground truth", truth[i])] + [(k, v[i]) for k, v in preds.items()]
         for ax, (title, mask) in zip(axes[i], panels, strict=True):
             ax.imshow(_show(images[i]), cmap="gray", vmin=0, vmax=1)
-            ax.imshow(np.ma.masked_equal(mask, 0), cmap=cmap, vmin=0, vmax=num_classes - 1,
-                      alpha=0.5, interpolation="nearest")
+            ax.imshow(
+                np.ma.masked_equal(mask, 0),
+                cmap=cmap,
+                vmin=0,
+                vmax=num_classes - 1,
+                alpha=0.5,
+                interpolation="nearest",
+            )
             ax.axis("off")
             if i == 0:
                 ax.set_title(title, fontsize=7)

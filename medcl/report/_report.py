@@ -43,64 +43,109 @@ def write_report(run: RunDir, data=None) -> Path:
     if rows:
         table = format_table(rows, methods)
         timing = ", ".join(f"{k} {v:.0f} s" for k, v in results.get("stage_seconds", {}).items())
-        text = (f"Test Dice % (mean ± std over seeds); k = {results.get('k')} pseudo-classes.\n\n"
-                f"{table}\nTime per stage: {timing}.\n")
+        text = (
+            f"Test Dice % (mean ± std over seeds); k = {results.get('k')} pseudo-classes.\n\n"
+            f"{table}\nTime per stage: {timing}.\n"
+        )
         names = results.get("class_names", [])[1:]
         if names:
             per_class = _per_class_table(rows, names, methods)
             text += "\nPer-class Dice % (mean over seeds), lowest label fraction:\n\n" + per_class
         sections.append(("Results", text, None))
-        sections.append(("Dice vs label fraction", "", _save(P.dice_figure(rows), run.file("plots", "dice.png"))))
+        sections.append(
+            (
+                "Dice vs label fraction",
+                "",
+                _save(P.dice_figure(rows), run.file("plots", "dice.png")),
+            )
+        )
     if summary:
-        sections.append((
-            "Elbow curve",
-            f"Method {summary['method']}; k = {summary['k']}"
-            + (f" (knee of the curve at k = {summary['elbow_k']})." if summary.get("elbow_k") else " (fixed)."),
-            _save(P.elbow_figure(summary), run.file("plots", "elbow.png")),
-        ))
+        sections.append(
+            (
+                "Elbow curve",
+                f"Method {summary['method']}; k = {summary['k']}"
+                + (
+                    f" (knee of the curve at k = {summary['elbow_k']})."
+                    if summary.get("elbow_k")
+                    else " (fixed)."
+                ),
+                _save(P.elbow_figure(summary), run.file("plots", "elbow.png")),
+            )
+        )
         labels_path = run.path / "cluster" / "labels.npy"
         emb_path = run.path / "features" / "embeddings.npy"
         if labels_path.exists() and emb_path.exists():
             labels = np.load(labels_path)
-            sections.append(("Embedding map", "", _save(
-                P.embedding_figure(np.load(emb_path), labels), run.file("plots", "embeddings.png"))))
+            sections.append(
+                (
+                    "Embedding map",
+                    "",
+                    _save(
+                        P.embedding_figure(np.load(emb_path), labels),
+                        run.file("plots", "embeddings.png"),
+                    ),
+                )
+            )
             if data is not None:
                 train = data.images[data.indices("train")]
                 if len(train) == len(labels):
-                    sections.append(("Pseudo-class gallery", "", _save(
-                        P.gallery_figure(train, labels), run.file("plots", "gallery.png"))))
+                    sections.append(
+                        (
+                            "Pseudo-class gallery",
+                            "",
+                            _save(
+                                P.gallery_figure(train, labels), run.file("plots", "gallery.png")
+                            ),
+                        )
+                    )
     fig = P.loss_figure(run.read_metrics())
     if fig is not None:
         sections.append(("Training losses", "", _save(fig, run.file("plots", "losses.png"))))
     if data is not None and rows:
         overlay = _overlay(run, data, rows)
         if overlay is not None:
-            sections.append(("Test predictions", "Lowest label fraction, seed 0.",
-                             _save(overlay, run.file("plots", "predictions.png"))))
+            sections.append(
+                (
+                    "Test predictions",
+                    "Lowest label fraction, seed 0.",
+                    _save(overlay, run.file("plots", "predictions.png")),
+                )
+            )
 
     md = ["# medcl run report", "", f"Run directory: `{run.path}`", ""]
-    body = [f"<h1>medcl run report</h1><p>Run directory: <code>{html.escape(str(run.path))}</code></p>"]
+    body = [
+        f"<h1>medcl run report</h1><p>Run directory: <code>{html.escape(str(run.path))}</code></p>"
+    ]
     for title, text, png in sections:
         slug = title.lower().replace(" ", "-")
         md += [f"## {title}", "", text]
         body.append(f"<h2>{html.escape(title)}</h2>{_md_to_html(text)}")
         if png is not None:
             md += [f"![{title}](plots/{_png_name(title)})", ""]
-            body.append(f'<img alt="{slug}" src="data:image/png;base64,{base64.b64encode(png).decode()}">')
+            body.append(
+                f'<img alt="{slug}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+            )
     md += ["## Config", "", "```json", json.dumps(config, indent=2), "```", ""]
     body.append(f"<h2>Config</h2><pre>{html.escape(json.dumps(config, indent=2))}</pre>")
     atomic_write_text(run.file("report.md"), "\n".join(md))
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>medcl report</title>"
-            "<style>body{font-family:sans-serif;max-width:1000px;margin:auto;padding:1em}"
-            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}"
-            "img{max-width:100%}</style></head><body>" + "".join(body) + "</body></html>")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>medcl report</title>"
+        "<style>body{font-family:sans-serif;max-width:1000px;margin:auto;padding:1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}"
+        "img{max-width:100%}</style></head><body>" + "".join(body) + "</body></html>"
+    )
     atomic_write_text(run.file("report.html"), page)
     return run.path / "report.html"
 
 
-_PNG = {"Dice vs label fraction": "dice.png", "Elbow curve": "elbow.png",
-        "Embedding map": "embeddings.png", "Pseudo-class gallery": "gallery.png",
-        "Training losses": "losses.png", "Test predictions": "predictions.png"}
+_PNG = {
+    "Dice vs label fraction": "dice.png",
+    "Elbow curve": "elbow.png",
+    "Embedding map": "embeddings.png",
+    "Pseudo-class gallery": "gallery.png",
+    "Training losses": "losses.png",
+    "Test predictions": "predictions.png",
+}
 
 
 def _png_name(title: str) -> str:
@@ -145,9 +190,16 @@ def _md_to_html(text: str) -> str:
             continue
         if table:
             head, *body = table
-            out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
-                       + "</table>")
+            out.append(
+                "<table><tr>"
+                + "".join(f"<th>{html.escape(c)}</th>" for c in head)
+                + "</tr>"
+                + "".join(
+                    "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                    for r in body
+                )
+                + "</table>"
+            )
             table = []
         if line.strip():
             out.append(f"<p>{html.escape(line)}</p>")

@@ -33,9 +33,15 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
         data = load_builtin(d.dataset, d.image_size)
     elif d.images:
         data = load_folder(
-            d.images, masks=d.masks, mask_suffix=d.mask_suffix, label_values=d.label_values,
-            class_names=d.class_names, image_size=tuple(d.image_size), channels=d.channels,
-            volume_axis=d.volume_axis, cache_dir=cache_dir,
+            d.images,
+            masks=d.masks,
+            mask_suffix=d.mask_suffix,
+            label_values=d.label_values,
+            class_names=d.class_names,
+            image_size=tuple(d.image_size),
+            channels=d.channels,
+            volume_axis=d.volume_axis,
+            cache_dir=cache_dir,
         )
         data = assign_splits(data, d.val_fraction, d.test_fraction, d.split_seed, d.split_csv)
     else:
@@ -70,7 +76,6 @@ def build_encoder(cfg: Config, in_channels: int) -> UNetEncoder:
 
 def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
 
 
 def to_device(fabric, array: np.ndarray, idx: np.ndarray | None = None) -> torch.Tensor:

@@ -27,8 +27,9 @@ def run_features(run: RunDir, cfg: Config, data: ImageSet, fabric) -> dict:
     train_idx = data.indices("train")
     images = data.images[train_idx]
     seed_all(0)
-    vae = BetaVAE(data.image_size, data.channels, f.latent_dim, cfg.model.channels,
-                  variational=f.kind != "ae")
+    vae = BetaVAE(
+        data.image_size, data.channels, f.latent_dim, cfg.model.channels, variational=f.kind != "ae"
+    )
     t0 = time.perf_counter()
 
     def step_loss(idx: np.ndarray) -> torch.Tensor:
@@ -37,9 +38,16 @@ def run_features(run: RunDir, cfg: Config, data: ImageSet, fabric) -> dict:
         return vae_loss(recon, x, mu, logvar, beta=beta)[0]
 
     history = train_loop(
-        fabric=fabric, module=vae, step_loss=step_loss, n_items=len(images), epochs=f.epochs,
-        batch_size=min(f.batch_size, len(images)), lr=f.lr, seed=0,
-        checkpoint=run.file("features", "checkpoint.pt"), desc=f"features ({f.kind})",
+        fabric=fabric,
+        module=vae,
+        step_loss=step_loss,
+        n_items=len(images),
+        epochs=f.epochs,
+        batch_size=min(f.batch_size, len(images)),
+        lr=f.lr,
+        seed=0,
+        checkpoint=run.file("features", "checkpoint.pt"),
+        desc=f"features ({f.kind})",
         log=lambda **r: run.log(stage="features", **r),
     )
     vae.eval()

@@ -46,15 +46,20 @@ def build_model(cfg: Config, data: ImageSet, method: str, seed: int, run: RunDir
     seed_all(seed)
     encoder = build_encoder(cfg, data.channels)
     if method_or_error(method).pretrains:
-        path = require(encoder_path(run, method, seed), f"The {method} encoder (seed {seed})",
-                       f"pretrain method={method}", run)
+        path = require(
+            encoder_path(run, method, seed),
+            f"The {method} encoder (seed {seed})",
+            f"pretrain method={method}",
+            run,
+        )
         encoder.load_state_dict(torch.load(path, map_location="cpu"))
     torch.manual_seed(10_000 + seed)  # the decoder starts identically across methods
     return SegmentationUNet(encoder, data.num_classes, cfg.model.num_res_units, cfg.model.norm)
 
 
-def run_finetune(run: RunDir, cfg: Config, method: str, fraction: float, seed: int,
-                 data: ImageSet, fabric) -> dict:
+def run_finetune(
+    run: RunDir, cfg: Config, method: str, fraction: float, seed: int, data: ImageSet, fabric
+) -> dict:
     """Writes ``best.pt`` (chosen on validation Dice) and ``done.json`` in the cell directory."""
     out = cell_dir(run, method, fraction, seed)
     done = read_done(out / "done.json")
@@ -87,19 +92,35 @@ def run_finetune(run: RunDir, cfg: Config, method: str, fraction: float, seed: i
         if (epoch + 1) % eval_epochs and epoch + 1 != epochs:
             return
         pred = predict(model, data.images[val_idx], fabric)
-        score = dice_scores(pred, data.masks[val_idx], data.num_classes,
-                            groups_for(data, val_idx))["dice"]
-        run.log(stage="finetune", method=method, fraction=fraction, seed=seed, epoch=epoch,
-                val_dice=score)
+        score = dice_scores(pred, data.masks[val_idx], data.num_classes, groups_for(data, val_idx))[
+            "dice"
+        ]
+        run.log(
+            stage="finetune",
+            method=method,
+            fraction=fraction,
+            seed=seed,
+            epoch=epoch,
+            val_dice=score,
+        )
         if score > best["val_dice"]:
             best.update(val_dice=score, epoch=epoch)
             atomic_torch_save(model.state_dict(), best_path)
             run.write_json(str((out / "best.json").relative_to(run.path)), best)
 
     history = train_loop(
-        fabric=fabric, module=model, step_loss=step_loss, n_items=len(images), epochs=epochs,
-        batch_size=batch, lr=ft.lr, weight_decay=ft.weight_decay, seed=seed,
-        checkpoint=out / "checkpoint.pt", on_epoch_end=on_epoch_end,
+        fabric=fabric,
+        module=model,
+        step_loss=step_loss,
+        n_items=len(images),
+        epochs=epochs,
+        batch_size=batch,
+        lr=ft.lr,
+        weight_decay=ft.weight_decay,
+        seed=seed,
+        checkpoint=out / "checkpoint.pt",
+        checkpoint_every=eval_epochs,  # with the best-so-far, so a resume is consistent
+        on_epoch_end=on_epoch_end,
         desc=f"finetune {method} {fraction:g} seed {seed}",
         log=lambda **r: run.log(stage="finetune", method=method, fraction=fraction, seed=seed, **r),
     )
@@ -115,16 +136,20 @@ def run_finetune(run: RunDir, cfg: Config, method: str, fraction: float, seed: i
     return done
 
 
-def run_evaluate_cell(run: RunDir, cfg: Config, method: str, fraction: float, seed: int,
-                      data: ImageSet, fabric) -> dict:
+def run_evaluate_cell(
+    run: RunDir, cfg: Config, method: str, fraction: float, seed: int, data: ImageSet, fabric
+) -> dict:
     """Test-split Dice of a cell's best checkpoint; writes ``result.json`` in the cell."""
     out = cell_dir(run, method, fraction, seed)
     result = read_done(out / "result.json")
     if result:
         return result
     model = build_model_for_eval(cfg, data)
-    model.load_state_dict(torch.load(require(out / "best.pt", "A fine-tuned model",
-                                             "finetune", run), map_location="cpu"))
+    model.load_state_dict(
+        torch.load(
+            require(out / "best.pt", "A fine-tuned model", "finetune", run), map_location="cpu"
+        )
+    )
     model = fabric.to_device(model)
     test_idx = data.indices("test")
     test_idx = test_idx[data.has_mask[test_idx]]
@@ -133,11 +158,14 @@ def run_evaluate_cell(run: RunDir, cfg: Config, method: str, fraction: float, se
     result = {"method": method, "label_fraction": fraction, "seed": seed, **scores}
     # A few test predictions for the report's overlays (spread over the test split).
     pick = np.linspace(0, len(test_idx) - 1, num=min(6, len(test_idx))).astype(int)
-    np.savez_compressed(out / "examples.npz", index=test_idx[pick], pred=pred[pick].astype(np.uint8))
+    np.savez_compressed(
+        out / "examples.npz", index=test_idx[pick], pred=pred[pick].astype(np.uint8)
+    )
     run.write_json(str((out / "result.json").relative_to(run.path)), result)
     return result
 
 
 def build_model_for_eval(cfg: Config, data: ImageSet) -> SegmentationUNet:
-    return SegmentationUNet(build_encoder(cfg, data.channels), data.num_classes,
-                            cfg.model.num_res_units, cfg.model.norm)
+    return SegmentationUNet(
+        build_encoder(cfg, data.channels), data.num_classes, cfg.model.num_res_units, cfg.model.norm
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -16,6 +16,11 @@ from medcl.stages.features import run_features
 from medcl.stages.finetune import cell_dir, run_evaluate_cell, run_finetune
 from medcl.stages.pretrain import method_or_error, run_pretrain
 from medcl.train import make_fabric, set_threads
+
+
+def say(message: str) -> None:
+    """One progress line on stderr: readable in a terminal and in a CI log alike."""
+    print(f"medcl: {message}", file=sys.stderr, flush=True)
 
 
 def demo_config(quick: bool = False, overrides: list[str] | None = None) -> Config:
@@ -51,13 +56,17 @@ def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dic
                     continue
                 ft = run.read_json(str((cell / "done.json").relative_to(run.path))) or {}
                 pre = run.read_json(f"pretrain/{method}/seed{seed}/done.json") or {}
-                rows.append({
-                    **result,
-                    "k": summary.get("k"),
-                    "n_labelled": ft.get("n_labelled"),
-                    "seconds": {"pretrain": pre.get("seconds", 0.0),
-                                "finetune": ft.get("seconds")},
-                })
+                rows.append(
+                    {
+                        **result,
+                        "k": summary.get("k"),
+                        "n_labelled": ft.get("n_labelled"),
+                        "seconds": {
+                            "pretrain": pre.get("seconds", 0.0),
+                            "finetune": ft.get("seconds"),
+                        },
+                    }
+                )
     results = {
         "rows": rows,
         "class_names": data.class_names,
@@ -85,23 +94,47 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
         data = load_data(cfg, cache_dir=run.path / "cache")
     check_against_data(cfg, data)
     needs_clusters = any(method_or_error(m).uses_pseudo_labels for m in cfg.run.methods)
+    say(
+        f"{len(data)} images ({', '.join(f'{s} {len(data.indices(s))}' for s in ('train', 'val', 'test'))}), "
+        f"{data.num_classes} classes, run directory {run.path}"
+    )
     if needs_clusters:
         with timed(seconds, "features"):
-            run_features(run, cfg, data, fabric)
+            feats = run_features(run, cfg, data, fabric)
+        say(f"features: {cfg.features.kind} trained in {feats['seconds']:.0f} s")
         with timed(seconds, "cluster"):
-            run_cluster(run, cfg)
+            summary = run_cluster(run, cfg)
+        say(
+            f"cluster: k = {summary['k']} pseudo-classes ({summary['method']}), "
+            f"sizes {summary['sizes']}"
+        )
+    n_cells = len(cfg.run.seeds) * len(cfg.run.methods) * len(cfg.run.label_fractions)
+    cell = 0
     for seed in cfg.run.seeds:
         for method in cfg.run.methods:
             with timed(seconds, "pretrain"):
-                run_pretrain(run, cfg, method, seed, data, fabric)
+                pre = run_pretrain(run, cfg, method, seed, data, fabric)
+            if pre.get("loss"):
+                say(
+                    f"pretrain {method} seed {seed}: loss {pre['loss'][0]:.3f} -> "
+                    f"{pre['loss'][-1]:.3f} ({pre['seconds']:.0f} s)"
+                )
             for fraction in cfg.run.label_fractions:
+                cell += 1
                 with timed(seconds, "finetune"):
-                    run_finetune(run, cfg, method, fraction, seed, data, fabric)
+                    ft = run_finetune(run, cfg, method, fraction, seed, data, fabric)
                 with timed(seconds, "evaluate"):
-                    run_evaluate_cell(run, cfg, method, fraction, seed, data, fabric)
+                    res = run_evaluate_cell(run, cfg, method, fraction, seed, data, fabric)
+                say(
+                    f"[{cell}/{n_cells}] {method} {fraction * 100:g}% labels seed {seed}: "
+                    f"val Dice {100 * ft['val_dice']:.1f}, test Dice {100 * res['dice']:.1f} "
+                    f"({ft['seconds']:.0f} s)"
+                )
     # Seconds spent by earlier, interrupted invocations count too.
-    total = {k: round(seconds.get(k, 0.0) + previous.get(k, 0.0), 2)
-             for k in set(seconds) | set(previous)}
+    total = {
+        k: round(seconds.get(k, 0.0) + previous.get(k, 0.0), 2)
+        for k in set(seconds) | set(previous)
+    }
     run.write_json("stage_seconds.json", total)
     results = collect_results(run, cfg, data, total)
     if make_report:
@@ -110,7 +143,3 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
         with timed(seconds, "report"):
             write_report(run, data=data)
     return results
-
-
-def wall_clock() -> float:
-    return time.perf_counter()

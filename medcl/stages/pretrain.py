@@ -26,8 +26,9 @@ def encoder_path(run: RunDir, method: str, seed: int):
     return run.path / "pretrain" / method / f"seed{seed}" / "encoder.pt"
 
 
-def run_pretrain(run: RunDir, cfg: Config, method_name: str, seed: int, data: ImageSet,
-                 fabric) -> dict:
+def run_pretrain(
+    run: RunDir, cfg: Config, method_name: str, seed: int, data: ImageSet, fabric
+) -> dict:
     """Writes ``pretrain/METHOD/seedS/encoder.pt``; nothing for methods that do not pretrain."""
     method = method_or_error(method_name)
     if not method.pretrains:
@@ -41,7 +42,9 @@ def run_pretrain(run: RunDir, cfg: Config, method_name: str, seed: int, data: Im
     images = data.images[train_idx]
     labels = None
     if method.uses_pseudo_labels:
-        labels = np.load(require(run.path / "cluster" / "labels.npy", "Pseudo-labels", "cluster", run))
+        labels = np.load(
+            require(run.path / "cluster" / "labels.npy", "Pseudo-labels", "cluster", run)
+        )
         if len(labels) != len(images):
             raise MedclError(
                 f"The pseudo-labels in '{run.path}/cluster' are for {len(labels)} images but the "
@@ -58,14 +61,23 @@ def run_pretrain(run: RunDir, cfg: Config, method_name: str, seed: int, data: Im
     def step_loss(idx: np.ndarray) -> torch.Tensor:
         v = views(to_device(fabric, images, idx))
         lab = None if label_t is None else fabric.to_device(label_t[idx])
-        return method.loss(encoder, head, v, lab, p.temperature,
-                           p.variant if method.uses_pseudo_labels else None)
+        return method.loss(
+            encoder, head, v, lab, p.temperature, p.variant if method.uses_pseudo_labels else None
+        )
 
     history = train_loop(
-        fabric=fabric, module=module, step_loss=step_loss, n_items=len(images),
-        epochs=p.epochs, batch_size=min(p.batch_size, len(images)), lr=p.lr,
-        weight_decay=p.weight_decay, warmup_epochs=p.warmup_epochs, seed=seed,
-        checkpoint=out / "checkpoint.pt", desc=f"pretrain {method_name} seed {seed}",
+        fabric=fabric,
+        module=module,
+        step_loss=step_loss,
+        n_items=len(images),
+        epochs=p.epochs,
+        batch_size=min(p.batch_size, len(images)),
+        lr=p.lr,
+        weight_decay=p.weight_decay,
+        warmup_epochs=p.warmup_epochs,
+        seed=seed,
+        checkpoint=out / "checkpoint.pt",
+        desc=f"pretrain {method_name} seed {seed}",
         log=lambda **r: run.log(stage="pretrain", method=method_name, seed=seed, **r),
     )
     atomic_torch_save(encoder.state_dict(), encoder_path(run, method_name, seed))

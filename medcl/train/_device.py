@@ -23,14 +23,18 @@ def make_fabric(device: str = "auto", precision: str | None = None, devices: int
     if ":" in device:
         accelerator, idx = device.split(":", 1)
         if not idx.isdigit():
-            raise MedclError(f"run.device='{device}' is not a device; use auto, cpu, cuda or cuda:N.")
+            raise MedclError(
+                f"run.device='{device}' is not a device; use auto, cpu, cuda or cuda:N."
+            )
         index = [int(idx)]
     if accelerator not in ("auto", "cpu", "cuda", "gpu", "mps"):
         raise MedclError(f"run.device='{device}' is not a device; use auto, cpu, cuda or cuda:N.")
     if accelerator in ("cuda", "gpu") and not torch.cuda.is_available():
         raise MedclError(f"run.device='{device}' but no CUDA GPU is visible; use run.device=cpu.")
     if precision is None:
-        on_gpu = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
+        on_gpu = accelerator in ("cuda", "gpu") or (
+            accelerator == "auto" and torch.cuda.is_available()
+        )
         precision = "bf16-mixed" if on_gpu else "32-true"
     fabric = Fabric(accelerator=accelerator, devices=index or devices, precision=precision)  # type: ignore[arg-type]
     fabric.launch()

@@ -14,8 +14,14 @@ from medcl.rundir import atomic_torch_save
 from medcl.train._schedule import lr_at
 
 
-def batches(n: int, batch_size: int, rng: np.random.Generator, drop_last: bool = True,
-            rank: int = 0, world: int = 1) -> Iterator[np.ndarray]:
+def batches(
+    n: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    drop_last: bool = True,
+    rank: int = 0,
+    world: int = 1,
+) -> Iterator[np.ndarray]:
     """Index batches over one shuffled epoch; each process takes its own slice of a batch."""
     order = rng.permutation(n)
     stop = n - n % batch_size if drop_last and n >= batch_size else n
@@ -40,12 +46,14 @@ def train_loop(
     log: Callable[..., None] | None = None,
     desc: str = "train",
     on_epoch_end: Callable[[int], None] | None = None,
+    checkpoint_every: int = 1,
 ) -> list[float]:
     """Train ``module`` with AdamW and a warm-up + cosine schedule; return per-epoch losses.
 
     ``step_loss(indices)`` computes the loss of one batch (it draws views, runs the model).
     After every epoch the model, optimiser, RNG states and history are saved atomically to
-    ``checkpoint``; if that file exists, training resumes after its last finished epoch.
+    ``checkpoint`` (every ``checkpoint_every`` epochs and after the last one); if that file
+    exists, training resumes after the last saved epoch.
     The loop is the same for every method and stage: what differs lives in ``step_loss``.
     """
     params = [p for p in module.parameters() if p.requires_grad]
@@ -65,13 +73,21 @@ def train_loop(
         history = list(state["history"])
         start_epoch = state["epoch"] + 1
     step = start_epoch * steps_per_epoch
-    bar = tqdm(range(start_epoch, epochs), desc=desc, initial=start_epoch, total=epochs,
-               disable=not fabric.is_global_zero, leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        range(start_epoch, epochs),
+        desc=desc,
+        initial=start_epoch,
+        total=epochs,
+        disable=None if fabric.is_global_zero else True,
+        leave=False,
+        dynamic_ncols=True,
+    )
     for epoch in bar:
         module_f.train()
         losses = []
-        for idx in batches(n_items, batch_size, rng, rank=fabric.global_rank,
-                           world=fabric.world_size):
+        for idx in batches(
+            n_items, batch_size, rng, rank=fabric.global_rank, world=fabric.world_size
+        ):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, lr, warmup_epochs * steps_per_epoch)
             loss = step_loss(idx)
@@ -87,7 +103,8 @@ def train_loop(
             log(epoch=epoch, loss=epoch_loss, lr=optimizer.param_groups[0]["lr"])
         if on_epoch_end is not None:
             on_epoch_end(epoch)
-        if checkpoint is not None and fabric.is_global_zero:
+        due = (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs
+        if checkpoint is not None and fabric.is_global_zero and due:
             atomic_torch_save(
                 {
                     "model": module.state_dict(),

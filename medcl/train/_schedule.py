@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 
-def lr_at(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0,
-          final_lr: float = 0.0) -> float:
+def lr_at(
+    step: int, total_steps: int, base_lr: float, warmup_steps: int = 0, final_lr: float = 0.0
+) -> float:
     """Linear warm-up to ``base_lr`` over ``warmup_steps``, then cosine decay to ``final_lr``.
 
     >>> lr_at(0, 100, 1.0, 10), lr_at(10, 100, 1.0, 10), round(lr_at(100, 100, 1.0, 10), 6)

@@ -24,10 +24,19 @@ def png_folder(tmp_path):
 
 
 TINY = [
-    "data.image_size=[32,32]", "model.channels=[4,8,16]", "features.epochs=2",
-    "features.latent_dim=8", "cluster.k_max=6", "pretrain.epochs=2", "pretrain.batch_size=8",
-    "pretrain.proj_hidden=32", "pretrain.proj_out=16", "finetune.steps=6",
-    "finetune.eval_every=3", "run.seeds=[0]", "run.label_fractions=[0.5,1.0]",
+    "data.image_size=[32,32]",
+    "model.channels=[4,8,16]",
+    "features.epochs=2",
+    "features.latent_dim=8",
+    "cluster.k_max=6",
+    "pretrain.epochs=2",
+    "pretrain.batch_size=8",
+    "pretrain.proj_hidden=32",
+    "pretrain.proj_out=16",
+    "finetune.steps=6",
+    "finetune.eval_every=3",
+    "run.seeds=[0]",
+    "run.label_fractions=[0.5,1.0]",
 ]
 
 

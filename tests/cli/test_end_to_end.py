@@ -26,8 +26,15 @@ def test_run_writes_results_report_and_resumes(png_folder, tiny_config, capsys):
     assert 2 <= k <= 6 and len(np.unique(labels)) == k
     assert len(labels) == len(np.load(out / "features" / "embeddings.npy"))
     assert set(results["stage_seconds"]) >= {"features", "cluster", "pretrain", "finetune"}
-    for name in ("config.yaml", "git_revision.txt", "metrics.jsonl", "table.md", "table.csv",
-                 "report.md", "report.html"):
+    for name in (
+        "config.yaml",
+        "git_revision.txt",
+        "metrics.jsonl",
+        "table.md",
+        "table.csv",
+        "report.md",
+        "report.html",
+    ):
         assert (out / name).exists(), name
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5  # self-contained plots

@@ -30,8 +30,11 @@ def test_missing_path(capsys, tmp_path):
 
 def test_empty_folder(capsys, tmp_path):
     (tmp_path / "empty").mkdir()
-    _fails(capsys, ["run", "--out", str(tmp_path / "r"), str(_cfg(tmp_path, tmp_path / "empty")), *TINY],
-           "empty")
+    _fails(
+        capsys,
+        ["run", "--out", str(tmp_path / "r"), str(_cfg(tmp_path, tmp_path / "empty")), *TINY],
+        "empty",
+    )
 
 
 def test_unreadable_image(capsys, png_folder, tiny_config):
@@ -41,15 +44,21 @@ def test_unreadable_image(capsys, png_folder, tiny_config):
 
 def test_mask_size_differs(capsys, png_folder, tiny_config):
     Image.fromarray(np.zeros((20, 32), np.uint8)).save(png_folder / "masks" / "case05_seg.png")
-    _fails(capsys, ["run", str(tiny_config), "--out", str(png_folder / "r"), *TINY], "case05_seg.png")
+    _fails(
+        capsys, ["run", str(tiny_config), "--out", str(png_folder / "r"), *TINY], "case05_seg.png"
+    )
 
 
 def test_mask_values_outside_declared_list(capsys, png_folder, tiny_config):
     m = np.zeros((32, 32), np.uint8)
     m[0, 0] = 77
     Image.fromarray(m).save(png_folder / "masks" / "case07_seg.png")
-    _fails(capsys, ["run", str(tiny_config), "--out", str(png_folder / "r"), *TINY],
-           "case07_seg.png", "label_values")
+    _fails(
+        capsys,
+        ["run", str(tiny_config), "--out", str(png_folder / "r"), *TINY],
+        "case07_seg.png",
+        "label_values",
+    )
 
 
 def test_unknown_config_key(capsys, tiny_config, tmp_path):
@@ -65,8 +74,12 @@ def test_label_fraction_outside_unit_interval(capsys, tiny_config, value):
 
 
 def test_k_larger_than_number_of_images(capsys, png_folder, tiny_config):
-    _fails(capsys, ["run", str(tiny_config), "--out", str(png_folder / "r"), *TINY, "cluster.k=500"],
-           "cluster.k=500", "larger than the number of images")
+    _fails(
+        capsys,
+        ["run", str(tiny_config), "--out", str(png_folder / "r"), *TINY, "cluster.k=500"],
+        "cluster.k=500",
+        "larger than the number of images",
+    )
 
 
 def test_unknown_method_and_stage_without_config(capsys, tiny_config, tmp_path):
@@ -75,8 +88,11 @@ def test_unknown_method_and_stage_without_config(capsys, tiny_config, tmp_path):
 
 
 def test_real_command_exit_status(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "medcl.cli", "run", str(tmp_path / "x.yaml")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "medcl.cli", "run", str(tmp_path / "x.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "x.yaml" in proc.stderr
 

@@ -39,7 +39,9 @@ def test_within_cluster_distance_bad_shapes():
 @pytest.mark.parametrize("elbow", [3, 7, 12])
 def test_knee_point_on_piecewise_linear_curve(elbow):
     ks = np.arange(1, 31)
-    values = np.where(ks <= elbow, 100.0 - 20.0 * (ks - 1), 100.0 - 20.0 * (elbow - 1) - 0.5 * (ks - elbow))
+    values = np.where(
+        ks <= elbow, 100.0 - 20.0 * (ks - 1), 100.0 - 20.0 * (elbow - 1) - 0.5 * (ks - elbow)
+    )
     assert knee_point(ks, values) == elbow
     # order of the input does not matter, and a python int comes back
     perm = np.random.default_rng(0).permutation(len(ks))
@@ -91,8 +93,14 @@ def test_tree_curve_subsample_is_close_and_seeded():
 
 
 def test_elbow_curve_with_kmeans_callable_finds_blobs():
-    X, _ = make_blobs(n_samples=600, centers=4, n_features=5, cluster_std=0.5,
-                      center_box=(-20, 20), random_state=0)
+    X, _ = make_blobs(
+        n_samples=600,
+        centers=4,
+        n_features=5,
+        cluster_std=0.5,
+        center_box=(-20, 20),
+        random_state=0,
+    )
     ks = range(1, 12)
     curve = elbow_curve(X, lambda k: KMeansClustering(k).fit(X).labels_, ks)
     assert knee_point(list(ks), curve) == 4

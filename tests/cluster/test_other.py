@@ -11,8 +11,14 @@ from medcl.cluster import CLUSTERERS, DBSCANClustering, KMeansClustering, k_dist
 
 @pytest.fixture(scope="module")
 def blobs():
-    return make_blobs(n_samples=500, centers=4, n_features=3, cluster_std=0.6,
-                      center_box=(-15, 15), random_state=4)
+    return make_blobs(
+        n_samples=500,
+        centers=4,
+        n_features=3,
+        cluster_std=0.6,
+        center_box=(-15, 15),
+        random_state=4,
+    )
 
 
 def test_kmeans_on_blobs(blobs):

@@ -81,8 +81,14 @@ def test_weighted_ward_small_exact_values():
 
 
 def test_micro_mode_recovers_separated_blobs():
-    X, y = make_blobs(n_samples=6000, centers=6, n_features=8, cluster_std=1.0,
-                      center_box=(-30, 30), random_state=2)
+    X, y = make_blobs(
+        n_samples=6000,
+        centers=6,
+        n_features=8,
+        cluster_std=1.0,
+        center_box=(-30, 30),
+        random_state=2,
+    )
     ward = WardClustering(n_clusters=6, mode="micro", n_micro=200).fit(X)
     assert ward.mode_ == "micro" and ward.n_leaves_ <= 200
     assert ward.micro_labels_.shape == (6000,)
@@ -141,8 +147,14 @@ def test_estimator_contract(blobs):
     X, _ = blobs
     est = WardClustering(n_clusters=3, k_range=(2, 9), mode="exact", n_micro=7)
     assert vars(est) == {
-        "n_clusters": 3, "k_range": (2, 9), "mode": "exact", "n_micro": 7, "exact_max": 5000,
-        "weighted": True, "curve_sample": 100_000, "random_state": 0,
+        "n_clusters": 3,
+        "k_range": (2, 9),
+        "mode": "exact",
+        "n_micro": 7,
+        "exact_max": 5000,
+        "weighted": True,
+        "curve_sample": 100_000,
+        "random_state": 0,
     }
     assert est.fit(X) is est
     assert est.labels_.dtype == np.int64 and est.labels_.shape == (len(X),)

@@ -15,8 +15,17 @@ def brain():
 def test_brain_aal_contents(brain):
     assert brain.images.shape[1:] == (1, 96, 40) and brain.images.dtype == np.float32
     assert 0 <= brain.images.min() and brain.images.max() <= 1
-    assert brain.class_names == ["background", "frontal", "insula", "limbic", "occipital",
-                                 "parietal", "subcortical", "temporal", "cerebellum"]
+    assert brain.class_names == [
+        "background",
+        "frontal",
+        "insula",
+        "limbic",
+        "occipital",
+        "parietal",
+        "subcortical",
+        "temporal",
+        "cerebellum",
+    ]
     assert set(np.unique(brain.masks)) == set(range(9))  # every group is present
     counts = {s: len(brain.indices(s)) for s in ("train", "val", "test")}
     assert counts == {"train": 146, "val": 32, "test": 82}
@@ -25,11 +34,15 @@ def test_brain_aal_contents(brain):
 
 def test_brain_aal_split_does_not_leak(brain):
     train_vols = set(brain.volume_ids[brain.indices("train")])
-    held_out = set(brain.volume_ids[brain.indices("val")]) | set(brain.volume_ids[brain.indices("test")])
+    held_out = set(brain.volume_ids[brain.indices("val")]) | set(
+        brain.volume_ids[brain.indices("test")]
+    )
     assert train_vols == {"colin27-left"} and held_out == {"colin27-right"}
     # val and test slices are never adjacent: at least 2 dropped slices between them.
-    z = {s: np.array([int(i.split(":z")[1]) for i in brain.ids[brain.indices(s)]])
-         for s in ("val", "test")}
+    z = {
+        s: np.array([int(i.split(":z")[1]) for i in brain.ids[brain.indices(s)]])
+        for s in ("val", "test")
+    }
     gaps = np.abs(z["val"][:, None] - z["test"][None, :])
     assert gaps.min() >= 3
 

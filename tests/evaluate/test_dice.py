@@ -53,3 +53,16 @@ def test_table_layout_and_values():
     md = format_table(rows, ["random", "ufc"])
     assert "| random | 60.0 (±10.0) |" in md and "| ufc | 80.0 (±0.0) |" in md
     assert format_table(rows, fmt="csv").splitlines()[1] == "random,60.00,10.00"
+
+
+def test_compare_to_baselines_sentence():
+    from medcl.evaluate import compare_to_baselines
+
+    rows = [
+        {"method": "random", "label_fraction": 0.05, "seed": 0, "dice": 0.70},
+        {"method": "simclr", "label_fraction": 0.05, "seed": 0, "dice": 0.75},
+        {"method": "ufc", "label_fraction": 0.05, "seed": 0, "dice": 0.74},
+    ]
+    lines = compare_to_baselines(rows)
+    assert lines[0] == "ufc at 5% labels: +4.0 vs random, -1.0 vs simclr Dice points"
+    assert "+2.6 vs random" in lines[1] and "+1.8 vs simclr" in lines[1]

@@ -29,7 +29,7 @@ def test_method_contract(name):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]  # it learns on a fixed tiny batch
 
 

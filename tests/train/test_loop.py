@@ -19,8 +19,10 @@ def test_batches_cover_and_shard():
     rng = np.random.default_rng(0)
     seen = np.concatenate(list(batches(10, 3, rng)))
     assert len(seen) == 9 and len(set(seen)) == 9  # drop_last, no repeats
-    shards = [np.concatenate(list(batches(8, 4, np.random.default_rng(1), rank=r, world=2)))
-              for r in (0, 1)]
+    shards = [
+        np.concatenate(list(batches(8, 4, np.random.default_rng(1), rank=r, world=2)))
+        for r in (0, 1)
+    ]
     assert sorted(np.concatenate(shards)) == list(range(8))
 
 
@@ -45,8 +47,18 @@ def test_loss_goes_down_and_resume_matches_uninterrupted(tmp_path):
                 raise KeyboardInterrupt  # killed in the middle of epoch 3
             return ((model(x[idx]).squeeze(1) - y[idx]) ** 2).mean()
 
-        return train_loop(fabric=fabric, module=model, n_items=32, epochs=6, batch_size=8,
-                          lr=0.1, warmup_epochs=1, step_loss=step_loss, seed=3, checkpoint=ckpt)
+        return train_loop(
+            fabric=fabric,
+            module=model,
+            n_items=32,
+            epochs=6,
+            batch_size=8,
+            lr=0.1,
+            warmup_epochs=1,
+            step_loss=step_loss,
+            seed=3,
+            checkpoint=ckpt,
+        )
 
     full = fit(model, tmp_path / "a.pt")
     assert full[-1] < full[0] / 5
@@ -58,3 +70,24 @@ def test_loss_goes_down_and_resume_matches_uninterrupted(tmp_path):
     resumed = fit(m3, tmp_path / "b.pt")  # a fresh process resumes after the last full epoch
     assert resumed == pytest.approx(full, rel=1e-5)
     assert torch.allclose(m3.weight, model.weight, atol=1e-6)
+
+
+def test_checkpoint_every_limits_writes(tmp_path, monkeypatch):
+    import medcl.train._loop as loop
+
+    saved = []
+    monkeypatch.setattr(loop, "atomic_torch_save", lambda obj, path: saved.append(obj["epoch"]))
+    fabric = make_fabric("cpu")
+    x, y, model = _problem()
+    train_loop(
+        fabric=fabric,
+        module=model,
+        n_items=8,
+        epochs=10,
+        batch_size=8,
+        lr=0.1,
+        step_loss=lambda idx: ((model(x[idx]).squeeze(1) - y[idx]) ** 2).mean(),
+        checkpoint=tmp_path / "c.pt",
+        checkpoint_every=4,
+    )
+    assert saved == [3, 7, 9]  # every 4th epoch and the last one
