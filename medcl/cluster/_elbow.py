@@ -160,9 +160,9 @@ def tree_elbow_curve(
         if m != n:
             raise ValueError(f"the tree has {m} leaves but X has {n} points")
         leaf_of_point = np.arange(n)
-    ks = np.asarray(ks, dtype=np.int64)
-    if len(ks) == 0 or ks.min() < 1 or ks.max() > m:
-        raise ValueError(f"ks must lie in 1..{m} (the number of leaves), got {ks.tolist()}")
+    k_arr = np.asarray(ks, dtype=np.int64)
+    if len(k_arr) == 0 or k_arr.min() < 1 or k_arr.max() > m:
+        raise ValueError(f"ks must lie in 1..{m} (the number of leaves), got {k_arr.tolist()}")
     if leaf_sums is None or leaf_counts is None:
         leaf_sums, leaf_counts = cluster_sums(X, leaf_of_point, m)
 
@@ -192,7 +192,7 @@ def tree_elbow_curve(
         hi = np.searchsorted(pos, start[node] + n_under[node], side="left")
         return slice(int(lo), int(hi))
 
-    k_hi, k_lo = int(ks.max()), int(ks.min())
+    k_hi, k_lo = int(k_arr.max()), int(k_arr.min())
     nodes = cut_nodes(children, m, k_hi)
     nodes = nodes[np.argsort(start[nodes])]
     lo = np.searchsorted(pos, start[nodes], side="left")

@@ -38,7 +38,7 @@ class TwoViews(nn.Module):
         h, w = image_size
         ratio = (0.75 * w / h, 1.333 * w / h)
         self.aug = K.AugmentationSequential(
-            K.RandomResizedCrop(tuple(image_size), scale=crop_scale, ratio=ratio),
+            K.RandomResizedCrop((h, w), scale=crop_scale, ratio=ratio),
             K.RandomHorizontalFlip(),
             K.RandomRotation(rotation, p=0.5),
             K.RandomBrightness((1 - 0.2 * s, 1 + 0.2 * s), p=0.8),
@@ -66,7 +66,7 @@ class PairedAugment(nn.Module):
         h, w = image_size
         self.spatial = K.AugmentationSequential(
             K.RandomResizedCrop(
-                tuple(image_size), scale=(0.6, 1.0), ratio=(0.8 * w / h, 1.25 * w / h), p=0.5
+                (h, w), scale=(0.6, 1.0), ratio=(0.8 * w / h, 1.25 * w / h), p=0.5
             ),
             K.RandomHorizontalFlip(),
             K.RandomRotation(rotation, p=0.5),

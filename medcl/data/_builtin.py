@@ -99,4 +99,6 @@ def load_builtin(name: str, image_size: tuple[int, int] | None = None) -> ImageS
             f"data.dataset='{name}' is not a built-in data set; choose one of "
             f"{sorted(BUILTIN_DATASETS)} or set data.images to a folder of your own."
         )
-    return BUILTIN_DATASETS[name](**({"image_size": tuple(image_size)} if image_size else {}))
+    if image_size is None:
+        return BUILTIN_DATASETS[name]()
+    return BUILTIN_DATASETS[name]((int(image_size[0]), int(image_size[1])))

@@ -35,7 +35,9 @@ def dice_scores(
         sel = groups == g
         p = torch.as_tensor(pred[sel]).long()[None, None]  # (1, 1, n, H, W): one volume
         t = torch.as_tensor(target[sel]).long()[None, None]
-        rows.append(metric(one_hot(p, num_classes), one_hot(t, num_classes))[0])
+        score = metric(one_hot(p, num_classes), one_hot(t, num_classes))
+        assert isinstance(score, torch.Tensor)
+        rows.append(score[0])
     scores = torch.stack(rows).numpy()  # (groups, C-1), NaN where the class is absent
     with np.errstate(all="ignore"):
         import warnings
