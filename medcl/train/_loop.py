@@ -90,7 +90,8 @@ def train_loop(
         ):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, lr, warmup_epochs * steps_per_epoch)
-            loss = step_loss(idx)
+            with fabric.autocast():  # bf16 on GPUs; a no-op at 32-true (CPU default)
+                loss = step_loss(idx)
             optimizer_f.zero_grad(set_to_none=True)
             fabric.backward(loss)
             optimizer_f.step()

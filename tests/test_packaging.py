@@ -1,0 +1,24 @@
+"""A non-editable install must carry every subpackage and the bundled data."""
+
+import tomllib
+from pathlib import Path
+
+import medcl
+
+ROOT = Path(medcl.__file__).parent
+
+
+def test_every_code_folder_is_a_package():
+    # setuptools' find_packages skips folders without __init__.py: they would vanish from wheels.
+    for folder in [ROOT, *ROOT.rglob("*")]:
+        if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py")):
+            assert (folder / "__init__.py").exists(), f"{folder} has no __init__.py"
+
+
+def test_bundled_files_are_declared_as_package_data():
+    pyproject = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())
+    data = pyproject["tool"]["setuptools"]["package-data"]
+    assert "assets/*.npz" in data["medcl.data"]
+    assert "configs/*.yaml" in data["medcl"]
+    assert (ROOT / "data" / "assets" / "brain_aal.npz").exists()
+    assert (ROOT / "configs" / "demo.yaml").exists()
