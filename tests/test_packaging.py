@@ -1,7 +1,8 @@
 """A non-editable install must carry every subpackage and the bundled data."""
 
-import tomllib
 from pathlib import Path
+
+import pytest
 
 import medcl
 
@@ -16,6 +17,7 @@ def test_every_code_folder_is_a_package():
 
 
 def test_bundled_files_are_declared_as_package_data():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     pyproject = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())
     data = pyproject["tool"]["setuptools"]["package-data"]
     assert "assets/*.npz" in data["medcl.data"]
