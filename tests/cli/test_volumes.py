@@ -1,0 +1,46 @@
+"""NIfTI volumes with MMWHS-style label values, through the whole pipeline."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+
+from medcl.cli import main
+from tests.cli.conftest import TINY
+
+
+def test_nifti_volumes_end_to_end(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    zz, yy, xx = np.mgrid[:8, :32, :32]
+    for v in range(6):
+        c = rng.integers(12, 20, size=2)
+        lab = np.zeros((8, 32, 32), np.int16)
+        lab[(yy - c[0]) ** 2 + (xx - c[1]) ** 2 < 36] = 205
+        lab[(yy - c[0]) ** 2 + (xx - c[1]) ** 2 < 9] = 420
+        img = (lab / 4 + rng.normal(0, 10, lab.shape)).astype(np.float32)
+        # nibabel arrays are (x, y, z): slices along axis 2
+        nib.save(
+            nib.Nifti1Image(img.transpose(2, 1, 0), np.eye(4)),
+            tmp_path / "img" / f"ct_train_10{v:02d}_image.nii.gz",
+        )
+        nib.save(
+            nib.Nifti1Image(lab.transpose(2, 1, 0), np.eye(4)),
+            tmp_path / "lab" / f"ct_train_10{v:02d}_image.nii.gz",
+        )
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"data:\n  images: {tmp_path / 'img'}\n  masks: {tmp_path / 'lab'}\n"
+        "  label_values: [0, 205, 420]\n  val_fraction: 0.2\n  test_fraction: 0.2\n"
+    )
+    out = tmp_path / "run"
+    argv = ["run", str(cfg), "--out", str(out), *TINY, "run.methods=[random,ufc]"]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["rows"]) == 4
+    assert all(len(r["dice_per_class"]) == 2 for r in results["rows"])
+    # 6 volumes of 8 slices: whole volumes per split, so train holds 4 x 8 = 32 slices.
+    assert len(np.load(out / "features" / "embeddings.npy")) == 32
+    ids = json.loads((out / "features" / "ids.json").read_text())
+    assert len({i.rsplit(":", 1)[0] for i in ids}) == 4
