@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medcl.evaluate import format_table
+from medcl.evaluate import compare_to_baselines, format_table
 from medcl.rundir import RunDir, atomic_write_bytes, atomic_write_text
 
 
@@ -43,9 +43,10 @@ def write_report(run: RunDir, data=None) -> Path:
     if rows:
         table = format_table(rows, methods)
         timing = ", ".join(f"{k} {v:.0f} s" for k, v in results.get("stage_seconds", {}).items())
+        comparison = "".join(f"{line}.\n\n" for line in compare_to_baselines(rows))
         text = (
             f"Test Dice % (mean ± std over seeds); k = {results.get('k')} pseudo-classes.\n\n"
-            f"{table}\nTime per stage: {timing}.\n"
+            f"{table}\n{comparison}Time per stage: {timing}.\n"
         )
         names = results.get("class_names", [])[1:]
         if names:
