@@ -49,22 +49,30 @@ PAPER_ISIC_5PCT = {"random": 79.3, "simclr": 80.1, "ufc": 81.9}
 def compare_to_baselines(
     rows: list[dict], method: str = "ufc", fractions: tuple[float, ...] = (0.05, 0.1)
 ) -> list[str]:
-    """One sentence per low label fraction: ``method`` minus each baseline, in Dice points."""
-    summary = summarize(rows)
-    if method not in summary:
-        return []
+    """One sentence per low label fraction: ``method`` minus each baseline, in Dice points.
+
+    Differences are paired by seed (every method sees the same labelled subset and decoder
+    initialisation for a seed), given as mean ± std over seeds with the number of seeds in
+    which ``method`` is ahead.
+    """
+    dice = {(r["method"], float(r["label_fraction"]), r["seed"]): 100 * r["dice"] for r in rows}
+    baselines = list(dict.fromkeys(r["method"] for r in rows if r["method"] != method))
     lines = []
     for f in fractions:
-        if f not in summary[method]:
-            continue
-        mine = summary[method][f][0]
         parts = []
-        for base in summary:
-            if base != method and f in summary[base]:
-                diff = mine - summary[base][f][0]
-                parts.append(f"{diff:+.1f} vs {base}")
+        for base in baselines:
+            seeds = sorted(
+                s for (m, fr, s) in dice if m == method and fr == f and (base, f, s) in dice
+            )
+            if not seeds:
+                continue
+            diffs = np.array([dice[(method, f, s)] - dice[(base, f, s)] for s in seeds])
+            parts.append(
+                f"{diffs.mean():+.1f} (±{diffs.std():.1f}) vs {base}, "
+                f"ahead in {(diffs > 0).sum()}/{len(seeds)} seeds"
+            )
         if parts:
-            lines.append(f"{method} at {f * 100:g}% labels: " + ", ".join(parts) + " Dice points")
+            lines.append(f"{method} at {f * 100:g}% labels: " + "; ".join(parts))
     if lines and 0.05 in fractions:
         p = PAPER_ISIC_5PCT
         lines.append(

@@ -55,14 +55,24 @@ def test_table_layout_and_values():
     assert format_table(rows, fmt="csv").splitlines()[1] == "random,60.00,10.00"
 
 
-def test_compare_to_baselines_sentence():
+def test_compare_to_baselines_is_paired_by_seed():
     from medcl.evaluate import compare_to_baselines
 
     rows = [
-        {"method": "random", "label_fraction": 0.05, "seed": 0, "dice": 0.70},
-        {"method": "simclr", "label_fraction": 0.05, "seed": 0, "dice": 0.75},
-        {"method": "ufc", "label_fraction": 0.05, "seed": 0, "dice": 0.74},
+        {"method": m, "label_fraction": 0.05, "seed": s, "dice": d}
+        for m, s, d in [
+            ("random", 0, 0.70),
+            ("random", 1, 0.50),
+            ("simclr", 0, 0.75),
+            ("simclr", 1, 0.55),
+            ("ufc", 0, 0.74),
+            ("ufc", 1, 0.60),
+        ]
     ]
     lines = compare_to_baselines(rows)
-    assert lines[0] == "ufc at 5% labels: +4.0 vs random, -1.0 vs simclr Dice points"
+    # paired: ufc - random = +4, +10 -> +7 (±3); ufc - simclr = -1, +5 -> +2 (±3)
+    assert lines[0] == (
+        "ufc at 5% labels: +7.0 (±3.0) vs random, ahead in 2/2 seeds; "
+        "+2.0 (±3.0) vs simclr, ahead in 1/2 seeds"
+    )
     assert "+2.6 vs random" in lines[1] and "+1.8 vs simclr" in lines[1]
