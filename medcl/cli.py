@@ -101,6 +101,30 @@ def build_parser() -> argparse.ArgumentParser:
             "the first stage needs a config, later ones reuse the run's config.",
         )
         _config_args(p, run_required=True)
+
+    strat = sub.add_parser(
+        "stratify",
+        help="unsupervised stratification with a contrastive autoencoder (Ferrante et al.)",
+        description="Train a contrastive autoencoder (NT-Xent + 0.1 x reconstruction, LARS), "
+        "cluster its latent space with KMeans (k from the elbow), decode the prototypes with a "
+        "conditional decoder and judge the clusters against labels (majority mapping, kNN, "
+        "linear probe). Writes config.yaml, assignments.csv, prototypes.npy, metrics.json/.md "
+        "and report.html into the run directory; rerun the same command to resume.",
+        epilog="examples:\n"
+        "  medcl stratify medcl/configs/stratify-mnist.yaml --out runs/mnist\n"
+        "  medcl stratify medcl/configs/stratify-mnist.yaml warmup.epochs=10 cluster.k=10\n"
+        "  medcl stratify assign --run runs/mnist a.png b.png [--csv out.csv]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    strat.add_argument(
+        "args",
+        nargs="*",
+        metavar="CONFIG.yaml|key=value|assign IMAGE",
+        help="a YAML config and/or section.key=value overrides; or `assign` and image files",
+    )
+    strat.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
+    strat.add_argument("--run", metavar="DIR", help="assign: the trained run directory")
+    strat.add_argument("--csv", metavar="FILE", help="assign: also write the assignments here")
     return parser
 
 
@@ -238,6 +262,31 @@ def _cmd_stage(args) -> int:
     return 0
 
 
+def _cmd_stratify(args) -> int:
+    items = list(args.args)
+    if items and items[0] == "assign":
+        from medcl.stages.stratify import assign
+
+        if not args.run:
+            raise MedclError("`medcl stratify assign` needs --run DIR, a finished stratify run.")
+        rows = assign(args.run, items[1:], args.csv)
+        for r in rows:
+            print(f"{r['path']}\tcluster {r['cluster']}\tdistance {r['distance']:.4f}")
+        return 0
+    from medcl.stages.stratify import run_stratify
+    from medcl.stratify_config import load_stratify_config
+
+    config, overrides = _split_args(items)
+    cfg = load_stratify_config(config, overrides)
+    out = args.out or str(Path("runs") / (Path(config).stem if config else "stratify"))
+    metrics = run_stratify(cfg, out)
+    print((Path(out) / "metrics.md").read_text())
+    print(
+        f"Finished in {metrics['seconds']['total'] / 60:.1f} min. Report: {Path(out) / 'report.html'}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # Overrides may come after options (`--out DIR key=value`): argparse leaves those over.
@@ -250,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    handlers = {"demo": _cmd_demo, "run": _cmd_run}
+    handlers = {"demo": _cmd_demo, "run": _cmd_run, "stratify": _cmd_stratify}
     try:
         return handlers.get(args.command, _cmd_stage)(args)
     except MedclError as e:

@@ -4,6 +4,8 @@ from medcl.data._augment import PairedAugment, TwoViews
 from medcl.data._builtin import BUILTIN_DATASETS, load_brain_aal, load_builtin
 from medcl.data._folder import load_folder
 from medcl.data._imageset import ImageSet
+from medcl.data._medmnist import load_medmnist
+from medcl.data._mnist import LabelledImageSet, load_mnist5k, stratified_split
 from medcl.data._readers import READERS, SUPPORTED_SUFFIXES, read_image, read_mask, read_volume
 from medcl.data._splits import assign_splits, label_subset
 
@@ -12,6 +14,7 @@ __all__ = [
     "READERS",
     "SUPPORTED_SUFFIXES",
     "ImageSet",
+    "LabelledImageSet",
     "PairedAugment",
     "TwoViews",
     "assign_splits",
@@ -19,7 +22,10 @@ __all__ = [
     "load_brain_aal",
     "load_builtin",
     "load_folder",
+    "load_medmnist",
+    "load_mnist5k",
     "read_image",
     "read_mask",
     "read_volume",
+    "stratified_split",
 ]

@@ -65,9 +65,7 @@ class PairedAugment(nn.Module):
         super().__init__()
         h, w = image_size
         self.spatial = K.AugmentationSequential(
-            K.RandomResizedCrop(
-                (h, w), scale=(0.6, 1.0), ratio=(0.8 * w / h, 1.25 * w / h), p=0.5
-            ),
+            K.RandomResizedCrop((h, w), scale=(0.6, 1.0), ratio=(0.8 * w / h, 1.25 * w / h), p=0.5),
             K.RandomHorizontalFlip(),
             K.RandomRotation(rotation, p=0.5),
             data_keys=["input", "mask"],

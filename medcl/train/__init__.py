@@ -1,7 +1,17 @@
 """The training loop, schedules, checkpointing and device/precision setup."""
 
 from medcl.train._device import make_fabric, set_threads
+from medcl.train._lars import LARS, lars_param_groups
 from medcl.train._loop import batches, train_loop
-from medcl.train._schedule import lr_at
+from medcl.train._schedule import lr_at, warmup_cosine_lr
 
-__all__ = ["batches", "lr_at", "make_fabric", "set_threads", "train_loop"]
+__all__ = [
+    "LARS",
+    "batches",
+    "lars_param_groups",
+    "lr_at",
+    "make_fabric",
+    "set_threads",
+    "train_loop",
+    "warmup_cosine_lr",
+]

@@ -1,0 +1,166 @@
+"""Plots and report of ``medcl stratify``: t-SNE with decoded prototypes, prototype grid, gallery."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from medcl.report._report import _md_to_html, _save  # noqa: E402
+from medcl.rundir import RunDir, atomic_write_text  # noqa: E402
+
+
+def _show(img: np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` -> something imshow takes."""
+    return img[0] if img.shape[0] == 1 else np.moveaxis(img[:3], 0, -1)
+
+
+def tsne_figure(points: np.ndarray, labels: np.ndarray, clusters: np.ndarray, decoded: np.ndarray):
+    """Two t-SNE panels (true label, cluster) with each decoded prototype at its cluster's mean."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+    for ax, colour, title in ((axes[0], labels, "true label"), (axes[1], clusters, "cluster")):
+        sc = ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="tab20", s=5, alpha=0.7)
+        ax.set_title(f"t-SNE of the latent space, coloured by {title}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(*sc.legend_elements(num=None), fontsize=6, loc="best", markerscale=0.7)
+    for j, img in enumerate(decoded):
+        members = clusters == j
+        if not members.any():
+            continue
+        xy = points[members].mean(0)
+        box = OffsetImage(_show(img), zoom=1.2, cmap="gray")
+        axes[1].add_artist(AnnotationBbox(box, xy, frameon=True, pad=0.1))
+    fig.tight_layout()
+    return fig
+
+
+def prototype_grid(decoded: np.ndarray, sizes: list[int]):
+    k = len(decoded)
+    cols = min(k, 10)
+    rows = -(-k // cols)
+    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(cols * 1.1, rows * 1.3))
+    for j, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if j < k:
+            ax.imshow(_show(decoded[j]), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(f"{j} (n={sizes[j]})", fontsize=7)
+    fig.suptitle("Decoded prototypes (typical image of each stratum)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def member_gallery(images: np.ndarray, clusters: np.ndarray, k: int, per_cluster: int = 10):
+    rng = np.random.default_rng(0)
+    fig, axes = plt.subplots(k, per_cluster, squeeze=False, figsize=(per_cluster * 0.8, k * 0.85))
+    for j in range(k):
+        members = np.flatnonzero(clusters == j)
+        chosen: np.ndarray | list = (
+            rng.choice(members, size=min(per_cluster, len(members)), replace=False)
+            if len(members)
+            else []
+        )
+        for i, ax in enumerate(axes[j]):
+            ax.axis("off")
+            if i < len(chosen):
+                ax.imshow(_show(images[chosen[i]]), cmap="gray", vmin=0, vmax=1)
+        axes[j][0].set_title(f"cluster {j}", fontsize=6, loc="left")
+    fig.suptitle("Members per cluster (random sample)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def elbow_plot(info: dict):
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(info["k_values"], info["curve"], "o-", ms=3)
+    ax.axvline(info["elbow_k"], color="C3", ls="--", label=f"elbow k = {info['elbow_k']}")
+    ax.set_xlabel("k")
+    ax.set_ylabel("mean within-cluster distance")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def write_stratify_report(
+    run: RunDir, cfg, ds, h_all, z_all, clusters, prototypes, decoded, metrics
+) -> None:
+    """``report.md`` (PNGs in ``plots/``) and a self-contained ``report.html``."""
+    from sklearn.manifold import TSNE
+
+    from medcl.stages.stratify import metrics_markdown
+
+    data = ds.data
+    te = data.indices(cfg.data.eval_split)
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(te, size=min(cfg.evaluate.tsne_points, len(te)), replace=False))
+    perplexity = float(min(30, max(2, (len(pick) - 1) // 3)))
+    pts = TSNE(2, perplexity=perplexity, init="pca", random_state=0).fit_transform(z_all[pick])
+    k = len(prototypes)
+    info = run.read_json("cluster.json") or {}
+    sections = [
+        ("Results", metrics_markdown(metrics), None),
+        (
+            "Latent space",
+            "",
+            _save(
+                tsne_figure(pts, ds.labels[pick], clusters[pick], decoded),
+                run.file("plots", "tsne.png"),
+            ),
+        ),
+        (
+            "Decoded prototypes",
+            "",
+            _save(
+                prototype_grid(decoded, info.get("sizes", [0] * k)),
+                run.file("plots", "prototypes.png"),
+            ),
+        ),
+        (
+            "Members per cluster",
+            "",
+            _save(
+                member_gallery(data.images[te], clusters[te], k), run.file("plots", "gallery.png")
+            ),
+        ),
+    ]
+    if info.get("k_values"):
+        sections.append(
+            ("Elbow curve", "", _save(elbow_plot(info), run.file("plots", "elbow.png")))
+        )
+    names = {
+        "Latent space": "tsne.png",
+        "Decoded prototypes": "prototypes.png",
+        "Members per cluster": "gallery.png",
+        "Elbow curve": "elbow.png",
+    }
+    config = cfg.model_dump(mode="json")
+    md = ["# medcl stratify report", "", f"Run directory: `{run.path}`", ""]
+    body = [
+        f"<h1>medcl stratify report</h1><p>Run directory: <code>{html.escape(str(run.path))}</code></p>"
+    ]
+    for title, text, png in sections:
+        md += [f"## {title}", "", text]
+        body.append(f"<h2>{html.escape(title)}</h2>{_md_to_html(text)}")
+        if png is not None:
+            md += [f"![{title}](plots/{names[title]})", ""]
+            body.append(
+                f'<img alt="{html.escape(title)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+            )
+    md += ["## Config", "", "```json", json.dumps(config, indent=2), "```", ""]
+    body.append(f"<h2>Config</h2><pre>{html.escape(json.dumps(config, indent=2))}</pre>")
+    atomic_write_text(run.file("report.md"), "\n".join(md))
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>medcl stratify report</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}"
+        "img{max-width:100%}</style></head><body>" + "".join(body) + "</body></html>"
+    )
+    atomic_write_text(run.file("report.html"), page)

@@ -1,0 +1,603 @@
+"""``medcl stratify``: unsupervised stratification with a contrastive autoencoder.
+
+Ferrante, Boccato, Duggento, Spasov, Toschi, "Contrastive learning for unsupervised medical
+image clustering and reconstruction". Phases, each resumable from the run directory:
+
+1. warm-up: NT-Xent on the projector of two augmented views + ``alpha`` x reconstruction
+   MSE, LARS with a linear warm-up and cosine annealing (``warmup/checkpoint.pt``);
+2. clustering: frozen encoder, KMeans over the latents, k from the elbow (or given); the
+   centroids are the prototypes (``prototypes.npy``);
+3. conditional decoder: trained on reconstruction alone from the soft assignment to the
+   prototypes (``decoder/checkpoint.pt``);
+4. evaluation against the labels (majority mapping, kNN, linear probe, NMI/ARI/silhouette)
+   and the baselines, then ``assignments.csv``, ``metrics.json``/``.md`` and the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medcl.errors import MedclError
+from medcl.models import ConditionalDecoder, ContrastiveAutoencoder, soft_assign
+from medcl.rundir import RunDir, atomic_torch_save, atomic_write_text
+from medcl.stratify_config import StratifyConfig
+from medcl.train import LARS, lars_param_groups, warmup_cosine_lr
+
+PAPER_MNIST = {
+    "majority mapping": 0.90,
+    "kNN (k=5)": 0.98,
+    "linear probe": 0.98,
+    "features + KMeans": 0.69,
+}
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_stratify_data(cfg: StratifyConfig):
+    """The labelled image set named by ``cfg.data`` (:class:`~medcl.data.LabelledImageSet`)."""
+    from medcl.data import load_medmnist, load_mnist5k
+
+    if cfg.data.dataset == "mnist-5k":
+        ds = load_mnist5k(cfg.data.val_fraction, cfg.data.split_seed)
+    else:
+        ds = load_medmnist(cfg.data.medmnist_path or "")
+    if cfg.data.max_train is not None:
+        train = ds.data.indices("train")
+        drop = train[np.random.default_rng(0).permutation(len(train))[cfg.data.max_train :]]
+        ds.data.split[drop] = ""
+    if len(ds.data.indices(cfg.data.eval_split)) == 0:
+        raise MedclError(
+            f"data.eval_split='{cfg.data.eval_split}' holds no images; set data.val_fraction "
+            "above 0 for 'val'."
+        )
+    return ds
+
+
+def make_views(cfg: StratifyConfig, image_size: tuple[int, int]) -> nn.Module:
+    """Kornia pipeline of the paper's augmentations, each applied with probability ``aug_p``."""
+    import kornia.augmentation as K
+
+    w, p = cfg.warmup, cfg.warmup.aug_p
+    augs: list[nn.Module] = [
+        K.RandomRotation(w.rotation, p=p),
+        K.RandomGaussianBlur((3, 3), w.blur_sigma, p=p),
+        K.RandomGaussianNoise(std=w.noise_std, p=p),
+    ]
+    if w.flip:
+        augs.append(K.RandomHorizontalFlip(p=p))
+    augs.append(K.RandomResizedCrop(image_size, scale=w.crop_scale, p=p))
+    return K.AugmentationSequential(*augs)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _fit(
+    *,
+    params: list[nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    modules: nn.Module,
+    step_loss: Callable[[np.ndarray], torch.Tensor],
+    lr_fn: Callable[[int, int], float],
+    n_items: int,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    checkpoint: Path,
+    log: Callable[..., None],
+    stage: str,
+) -> list[float]:
+    """A short loop with resumable atomic checkpoints in :func:`medcl.train.train_loop`'s format.
+
+    (``train_loop`` builds its own AdamW and warm-up; this stage needs LARS and the paper's
+    schedule, so the loop is repeated here in a few lines.)
+    """
+    from medcl.train import batches
+
+    rng = np.random.default_rng(seed)
+    steps = max(1, n_items // batch_size if n_items >= batch_size else 1)
+    history: list[float] = []
+    start = 0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        modules.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        history, start = list(state["history"]), state["epoch"] + 1
+    step = start * steps
+    for epoch in range(start, epochs):
+        modules.train()
+        losses = []
+        for idx in batches(n_items, batch_size, rng):
+            for group in optimizer.param_groups:
+                group["lr"] = lr_fn(step, epochs * steps)
+            loss = step_loss(idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            step += 1
+        history.append(float(np.mean(losses)))
+        log(stage=stage, epoch=epoch, loss=history[-1], lr=optimizer.param_groups[0]["lr"])
+        atomic_torch_save(
+            {
+                "model": modules.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "epoch": epoch,
+            },
+            checkpoint,
+        )
+    return history
+
+
+def build_model(cfg: StratifyConfig, channels: int, image_size: tuple[int, int]):
+    m = cfg.model
+    return ContrastiveAutoencoder(channels, image_size, m.widths, m.latent_dim, m.projector)
+
+
+def train_warmup(cfg, run: RunDir, x: torch.Tensor, device: torch.device):
+    """Phase 1; returns the trained :class:`ContrastiveAutoencoder` (on ``device``)."""
+    from medcl.losses import cluster_contrastive_loss
+
+    w = cfg.warmup
+    torch.manual_seed(cfg.run.seed)
+    size = (int(x.shape[2]), int(x.shape[3]))
+    model = build_model(cfg, x.shape[1], size).to(device)
+    views = make_views(cfg, size).to(device)
+    opt = LARS(
+        lars_param_groups(model, w.weight_decay),
+        lr=w.start_lr,
+        momentum=w.momentum,
+        weight_decay=w.weight_decay,
+        eta=w.eta,
+    )
+    bs = min(w.batch_size, len(x))
+    steps = max(1, len(x) // bs)
+
+    def step_loss(idx: np.ndarray) -> torch.Tensor:
+        xb = x[torch.from_numpy(idx)].to(device)
+        with torch.no_grad():
+            v = torch.cat([views(xb), views(xb)]).clamp_(0, 1)
+        h, z, rec = model(v)
+        b = len(idx)
+        nt_xent = cluster_contrastive_loss(
+            torch.stack([z[:b], z[b:]], 1), None, w.temperature, "supcon"
+        )
+        return nt_xent + w.alpha * (F.mse_loss(rec[:b], v[:b]) + F.mse_loss(rec[b:], v[b:]))
+
+    def lr_fn(step: int, total: int) -> float:
+        return warmup_cosine_lr(
+            step, total, w.start_lr, w.peak_lr, w.final_lr, w.warmup_epochs * steps
+        )
+
+    _fit(
+        params=list(model.parameters()),
+        optimizer=opt,
+        modules=model,
+        step_loss=step_loss,
+        lr_fn=lr_fn,
+        n_items=len(x),
+        epochs=w.epochs,
+        batch_size=bs,
+        seed=cfg.run.seed,
+        checkpoint=run.file("warmup", "checkpoint.pt"),
+        log=run.log,
+        stage="warmup",
+    )
+    return model.eval()
+
+
+@torch.no_grad()
+def encode(
+    encoder: nn.Module, x: torch.Tensor, device: torch.device, batch: int = 1024
+) -> np.ndarray:
+    encoder.eval()
+    out = [encoder(x[s : s + batch].to(device)).cpu() for s in range(0, len(x), batch)]
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def _normalize(h: np.ndarray) -> np.ndarray:
+    return h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+
+
+def update_prototypes(h: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Prototypes as weighted means of the latents: ``P_j = sum_i w_ij h_i / sum_i w_ij``.
+
+    ``weights`` is ``(n, k)``: one-hot rows give the KMeans centroids, soft assignments give
+    soft prototypes. A prototype with zero total weight is left at zero.
+
+    Example:
+        >>> update_prototypes(np.array([[0.0, 0], [2, 0], [0, 4]]), np.eye(2)[[0, 0, 1]]).tolist()
+        [[1.0, 0.0], [0.0, 4.0]]
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    total = weights.sum(0)
+    return (weights.T @ np.asarray(h, np.float64)) / np.where(total > 0, total, 1.0)[:, None]
+
+
+def choose_k(z: np.ndarray, cfg: StratifyConfig) -> tuple[int, dict]:
+    """k from the knee of the KMeans within-cluster distance curve (or ``cluster.k``)."""
+    from medcl.cluster import KMeansClustering, knee_point, within_cluster_distance
+
+    c = cfg.cluster
+    ks = list(range(c.k_min, min(c.k_max, len(z) - 1) + 1))
+    curve = [
+        within_cluster_distance(
+            z, KMeansClustering(k, random_state=cfg.run.seed, n_init=2).fit(z).labels_
+        )
+        for k in ks
+    ]
+    elbow = knee_point(ks, curve) if len(ks) > 0 else c.k_min
+    return (c.k if c.k is not None else elbow), {"k_values": ks, "curve": curve, "elbow_k": elbow}
+
+
+def train_decoder(cfg, run: RunDir, model, x, prototypes: np.ndarray, device):
+    """Phase 2: the conditional decoder, on reconstruction alone (the encoder is frozen)."""
+    d = cfg.decoder
+    torch.manual_seed(cfg.run.seed + 1)
+    dec = ConditionalDecoder(model.encoder, len(prototypes), d.conditioning).to(device)
+    protos = torch.from_numpy(prototypes).float().to(device)
+    for p in model.encoder.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.Adam(dec.parameters(), lr=d.lr)
+    bs = min(d.batch_size, len(x))
+
+    def step_loss(idx: np.ndarray) -> torch.Tensor:
+        xb = x[torch.from_numpy(idx)].to(device)
+        with torch.no_grad():
+            r, a = residual_and_assignment(model.encoder(xb), protos, cfg.cluster)
+        return F.mse_loss(dec(r, a), xb)
+
+    _fit(
+        params=list(dec.parameters()),
+        optimizer=opt,
+        modules=dec,
+        step_loss=step_loss,
+        lr_fn=lambda step, total: d.lr,
+        n_items=len(x),
+        epochs=d.epochs,
+        batch_size=bs,
+        seed=cfg.run.seed + 1,
+        checkpoint=run.file("decoder", "checkpoint.pt"),
+        log=run.log,
+        stage="decoder",
+    )
+    return dec.eval()
+
+
+def residual_and_assignment(
+    h: torch.Tensor, prototypes: torch.Tensor, c
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``a = softmax(cos(h, P)/T)`` and the residual ``z - a @ P`` the decoder is fed."""
+    z = F.normalize(h, dim=-1) if c.normalize else h
+    a = soft_assign(z, prototypes, c.temperature)
+    return z - a @ prototypes, a
+
+
+@torch.no_grad()
+def decode_prototypes(dec, k: int, latent_dim: int, device) -> np.ndarray:
+    """The typical image of every stratum: residual 0, assignment one-hot."""
+    return dec(torch.zeros(k, latent_dim, device=device), torch.eye(k, device=device)).cpu().numpy()
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def train_supervised_cnn(cfg, x, y, device, epochs: int) -> nn.Sequential:
+    """The supervised baseline: the same encoder + a linear head, from scratch (Adam)."""
+    from medcl.models import ConvEncoder
+
+    m = cfg.model
+    torch.manual_seed(cfg.run.seed + 2)
+    enc = ConvEncoder(x.shape[1], tuple(x.shape[2:]), m.widths, m.latent_dim)
+    net = nn.Sequential(enc, nn.GELU(), nn.Linear(m.latent_dim, int(y.max()) + 1)).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.evaluate.baseline_lr)
+    yt = torch.from_numpy(y)
+    rng = np.random.default_rng(cfg.run.seed + 2)
+    from medcl.train import batches
+
+    for _ in range(epochs):
+        net.train()
+        for idx in batches(len(x), min(128, len(x)), rng):
+            t = torch.from_numpy(idx)
+            loss = F.cross_entropy(net(x[t].to(device)), yt[t].to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
+    """Run every phase (resuming finished ones) and write the results into ``out``."""
+    from medcl.data import stratified_split
+    from medcl.evaluate import (
+        classification_scores,
+        cluster_metrics,
+        knn_predict,
+        linear_probe,
+        majority_mapping,
+    )
+
+    t_start = time.perf_counter()
+    run = RunDir(out)
+    saved = run.load_config_dict()
+    resolved = cfg.model_dump(mode="json")
+    if saved is not None and saved != resolved and (run.path / "warmup").exists():
+        raise MedclError(
+            f"Run directory '{run.path}' holds a run with a different config; use a new --out "
+            "directory or the same config to resume."
+        )
+    run.save_config(resolved)
+    if cfg.run.num_threads:
+        torch.set_num_threads(cfg.run.num_threads)
+    device = _device(cfg.run.device)
+    ds = load_stratify_data(cfg)
+    data, labels = ds.data, ds.labels
+    tr, te = data.indices("train"), data.indices(cfg.data.eval_split)
+    x_all = torch.from_numpy(np.ascontiguousarray(data.images, dtype=np.float32))
+    x_tr = x_all[torch.from_numpy(tr)]
+    seconds: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    model = train_warmup(cfg, run, x_tr, device)
+    seconds["warmup"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    h_all = encode(model.encoder, x_all, device)
+    z_all = _normalize(h_all) if cfg.cluster.normalize else h_all
+    k, elbow = choose_k(z_all[tr], cfg)
+    from medcl.cluster import KMeansClustering
+
+    km = KMeansClustering(k, random_state=cfg.run.seed, n_init=5).fit(z_all[tr])
+    k = km.n_clusters_
+    prototypes = update_prototypes(z_all[tr], np.eye(k)[km.labels_]).astype(np.float32)
+    from medcl.rundir import atomic_save_npy
+
+    atomic_save_npy(run.file("prototypes.npy"), prototypes)
+    run.write_json(
+        "cluster.json", {**elbow, "k": int(k), "sizes": np.bincount(km.labels_).tolist()}
+    )
+    seconds["cluster"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    dec = train_decoder(cfg, run, model, x_tr, prototypes, device)
+    seconds["decoder"] = time.perf_counter() - t0
+    atomic_torch_save(
+        {
+            "model": model.state_dict(),
+            "decoder": dec.state_dict(),
+            "k": int(k),
+            "channels": int(x_all.shape[1]),
+            "image_size": [int(s) for s in x_all.shape[2:]],
+        },
+        run.file("model.pt"),
+    )
+
+    # assignments of every image: cluster = nearest prototype by cosine
+    protos_t = torch.from_numpy(prototypes)
+    cos = (F.normalize(torch.from_numpy(z_all), dim=-1) @ F.normalize(protos_t, dim=-1).T).numpy()
+    clusters = cos.argmax(1)
+    dist = np.linalg.norm(z_all[:, None, :] - prototypes[None], axis=-1)
+    keep = data.split != ""  # images left out by data.max_train are not part of the run
+    _write_assignments(
+        run.file("assignments.csv"), data.ids[keep], data.split[keep], clusters[keep], dist[keep]
+    )
+
+    # evaluation
+    t0 = time.perf_counter()
+    y_tr, y_te = labels[tr], labels[te]
+    rng_seed = cfg.run.seed
+    mapped = stratified_split(y_tr, cfg.evaluate.mapping_fraction, rng_seed)
+    mapping = majority_mapping(clusters[tr][mapped], y_tr[mapped], k)
+    rows: dict[str, dict[str, float]] = {}
+    rows["majority mapping"] = classification_scores(y_te, mapping[clusters[te]])
+    rows["kNN (k=5)" if cfg.evaluate.knn_k == 5 else f"kNN (k={cfg.evaluate.knn_k})"] = (
+        classification_scores(y_te, knn_predict(h_all[tr], y_tr, h_all[te], cfg.evaluate.knn_k))
+    )
+    probe = stratified_split(y_tr, cfg.evaluate.probe_fraction, rng_seed)
+    rows["linear probe"] = classification_scores(
+        y_te,
+        linear_probe(
+            h_all[tr][probe],
+            y_tr[probe],
+            h_all[te],
+            epochs=cfg.evaluate.probe_epochs,
+            lr=cfg.evaluate.probe_lr,
+            seed=rng_seed,
+        ),
+    )
+    cm = cluster_metrics(z_all[te], clusters[te], y_te)
+    with torch.no_grad():
+        xt = x_all[torch.from_numpy(te)].to(device)
+        r, a = residual_and_assignment(model.encoder(xt), protos_t.to(device), cfg.cluster)
+        mse_true = float(F.mse_loss(dec(r, a), xt))
+        perm = torch.randperm(len(a), generator=torch.Generator().manual_seed(0))
+        mse_shuffled = float(F.mse_loss(dec(r, a[perm]), xt))
+    if cfg.evaluate.baselines:
+        net = train_supervised_cnn(cfg, x_tr, y_tr, device, cfg.evaluate.baseline_epochs)
+        with torch.no_grad():
+            pred = torch.cat(
+                [
+                    net(x_all[torch.from_numpy(te[s : s + 1024])].to(device)).argmax(1).cpu()
+                    for s in range(0, len(te), 1024)
+                ]
+            ).numpy()
+        rows["supervised CNN (baseline)"] = classification_scores(y_te, pred)
+        f_all = encode(net[0], x_all, device)
+        km_b = KMeansClustering(k, random_state=cfg.run.seed, n_init=5).fit(f_all[tr])
+        map_b = majority_mapping(km_b.labels_[mapped], y_tr[mapped], km_b.n_clusters_)
+        from sklearn.metrics import pairwise_distances_argmin
+
+        rows["features + KMeans (baseline)"] = classification_scores(
+            y_te, map_b[pairwise_distances_argmin(f_all[te], km_b.cluster_centers_)]
+        )
+    seconds["evaluate"] = time.perf_counter() - t0
+    seconds["total"] = time.perf_counter() - t_start
+    metrics = {
+        "dataset": cfg.data.dataset,
+        "eval_split": cfg.data.eval_split,
+        "n_train": int(len(tr)),
+        "n_eval": int(len(te)),
+        "k": int(k),
+        "elbow_k": elbow["elbow_k"],
+        "seed": cfg.run.seed,
+        "rows": rows,
+        "cluster": cm,
+        "decoder_mse": {"true_assignment": mse_true, "shuffled_assignment": mse_shuffled},
+        "seconds": {k_: round(v, 1) for k_, v in seconds.items()},
+        "paper_mnist": PAPER_MNIST if cfg.data.dataset == "mnist-5k" else None,
+    }
+    run.write_json("metrics.json", metrics)
+    atomic_write_text(run.file("metrics.md"), metrics_markdown(metrics))
+    from medcl.report._stratify import write_stratify_report
+
+    write_stratify_report(
+        run,
+        cfg,
+        ds,
+        h_all,
+        z_all,
+        clusters,
+        prototypes,
+        decode_prototypes(dec, k, cfg.model.latent_dim, device),
+        metrics,
+    )
+    return metrics
+
+
+def metrics_markdown(m: dict) -> str:
+    paper = m.get("paper_mnist") or {}
+    lines = [
+        f"Test metrics on {m['n_eval']} '{m['eval_split']}' images of {m['dataset']}; "
+        f"k = {m['k']} clusters (elbow: {m['elbow_k']}); seed {m['seed']}.",
+        "",
+        "| method | accuracy | precision (macro) | recall (macro) | paper (MNIST) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in m["rows"].items():
+        ref = paper.get(name.replace(" (baseline)", ""), "")
+        lines.append(
+            f"| {name} | {r['accuracy']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {ref} |"
+        )
+    c = m["cluster"]
+    lines += [
+        "",
+        f"Clusters: NMI {c.get('nmi', float('nan')):.3f}, ARI {c.get('ari', float('nan')):.3f}, "
+        f"silhouette (cosine) {c['silhouette']:.3f}.",
+        f"Conditional decoder test MSE: {m['decoder_mse']['true_assignment']:.4f} with the true "
+        f"assignment, {m['decoder_mse']['shuffled_assignment']:.4f} with shuffled assignments.",
+        "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in m["seconds"].items()) + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _write_assignments(path: Path, ids, split, clusters, dist) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["id", "split", "cluster", *[f"distance_{j}" for j in range(dist.shape[1])]])
+    for i in range(len(ids)):
+        w.writerow([ids[i], split[i], int(clusters[i]), *[f"{v:.5f}" for v in dist[i]]])
+    atomic_write_text(path, buf.getvalue())
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise MedclError(
+            f"run.device='{name}' is not a device; use auto, cpu, cuda or cuda:N."
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MedclError(f"run.device='{name}' but no CUDA GPU is visible; use run.device=cpu.")
+    return dev
+
+
+# --------------------------------------------------------------------------- assign
+
+
+def assign(run_dir: str | Path, paths: list[str], out: str | Path | None = None) -> list[dict]:
+    """Assign image files to the strata of a finished run; writes ``out`` (CSV) if given."""
+    from medcl.data import read_image
+    from medcl.stratify_config import StratifyConfig
+
+    run = Path(run_dir)
+    if not (run / "model.pt").is_file() or not (run / "prototypes.npy").is_file():
+        raise MedclError(
+            f"Run directory '{run}' has no trained model (model.pt, prototypes.npy); run "
+            "`medcl stratify CONFIG.yaml --out DIR` first."
+        )
+    if not paths:
+        raise MedclError("Give at least one image file to assign.")
+    saved = RunDir(run).load_config_dict() or {}
+    cfg = StratifyConfig.model_validate(saved)
+    prototypes = np.load(run / "prototypes.npy")
+    state = torch.load(run / "model.pt", map_location="cpu", weights_only=False)
+    images = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise MedclError(f"Image file '{p}' does not exist.")
+        img, _ = read_image(p)
+        images.append(img)
+    channels = int(state["channels"])
+    image_size = (int(state["image_size"][0]), int(state["image_size"][1]))
+    x = np.stack(
+        [_fit_image(im, channels, image_size, p) for im, p in zip(images, paths, strict=True)]
+    )
+    model = build_model(cfg, channels, image_size)
+    model.load_state_dict(state["model"])
+    h = encode(model.encoder, torch.from_numpy(x), torch.device("cpu"))
+    z = _normalize(h) if cfg.cluster.normalize else h
+    cos = _normalize(z) @ _normalize(prototypes).T
+    dist = np.linalg.norm(z[:, None] - prototypes[None], axis=-1)
+    rows = [
+        {"path": str(p), "cluster": int(c), "distance": float(dd[c])}
+        for p, c, dd in zip(paths, cos.argmax(1), dist, strict=True)
+    ]
+    if out is not None:
+        _write_assignments(
+            Path(out),
+            np.array(paths, dtype=object),
+            np.full(len(paths), "new"),
+            cos.argmax(1),
+            dist,
+        )
+    return rows
+
+
+def _fit_image(img: np.ndarray, channels: int, size: tuple[int, int], path: str) -> np.ndarray:
+    """Match a read image to the model's channels and size (grey <-> RGB, bilinear resize)."""
+    if img.shape[0] != channels:
+        if channels == 1:
+            img = img.mean(0, keepdims=True)
+        elif img.shape[0] == 1:
+            img = np.repeat(img, channels, 0)
+        else:
+            raise MedclError(
+                f"Image '{path}' has {img.shape[0]} channels; the model takes {channels}."
+            )
+    if tuple(img.shape[1:]) != tuple(size):
+        t = torch.from_numpy(np.ascontiguousarray(img))[None]
+        img = F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)[
+            0
+        ].numpy()
+    return img.astype(np.float32)

@@ -1,0 +1,147 @@
+"""Typed config of ``medcl stratify`` (the contrastive autoencoder of Ferrante et al.).
+
+Same conventions as :mod:`medcl.config`: YAML plus ``section.key=value`` overrides, unknown
+keys and bad values reported as one :class:`~medcl.errors.MedclError` sentence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from medcl.config import _merge, parse_overrides, read_yaml
+from medcl.errors import MedclError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StratifyDataConfig(_Section):
+    dataset: Literal["mnist-5k", "medmnist"] = Field(
+        "mnist-5k", description="built-in real MNIST digits, or a MedMNIST .npz file"
+    )
+    medmnist_path: str | None = Field(None, description="the MedMNIST .npz file (dataset=medmnist)")
+    val_fraction: float = Field(
+        0.0, ge=0, lt=1, description="mnist-5k: part of the train split held out as 'val'"
+    )
+    split_seed: int = Field(0, ge=0, description="seed of the validation draw")
+    eval_split: Literal["test", "val"] = Field("test", description="split the metrics are on")
+    max_train: int | None = Field(None, ge=8, description="use at most this many train images")
+
+
+class StratifyModelConfig(_Section):
+    widths: list[int] = Field([32, 64, 128], min_length=1, description="encoder conv channels")
+    latent_dim: int = Field(128, ge=2)
+    projector: list[int] = Field([512, 512, 128], min_length=1, description="projector widths")
+
+
+class WarmupConfig(_Section):
+    """Phase 1: NT-Xent on the projector + alpha x reconstruction MSE, LARS."""
+
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(256, ge=2)
+    start_lr: float = Field(0.01, gt=0)
+    peak_lr: float = Field(0.25, gt=0)
+    final_lr: float = Field(0.05, ge=0)
+    warmup_epochs: int = Field(10, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-6, ge=0)
+    eta: float = Field(0.001, gt=0, description="LARS trust coefficient")
+    temperature: float = Field(0.5, gt=0, description="NT-Xent temperature")
+    alpha: float = Field(0.1, ge=0, description="weight of the reconstruction MSE")
+    aug_p: float = Field(0.5, ge=0, le=1, description="probability of each augmentation")
+    rotation: float = Field(30.0, ge=0, description="maximum rotation, degrees")
+    flip: bool = Field(True, description="random horizontal flips")
+    crop_scale: tuple[float, float] = Field((0.5, 1.0), description="rescaled-crop area range")
+    blur_sigma: tuple[float, float] = (0.1, 1.0)
+    noise_std: float = Field(0.05, ge=0)
+
+
+class StratifyClusterConfig(_Section):
+    k: int | None = Field(None, ge=2, description="fixed k; null = elbow of the KMeans curve")
+    k_min: int = Field(2, ge=2)
+    k_max: int = Field(20, ge=2)
+    normalize: bool = Field(True, description="cluster L2-normalised latents (cosine geometry)")
+    temperature: float = Field(0.1, gt=0, description="soft assignment softmax temperature")
+
+
+class DecoderConfig(_Section):
+    """Phase 2: the prototype-conditioned decoder, reconstruction only, encoder frozen."""
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    conditioning: Literal["film", "concat"] = "film"
+
+
+class StratifyEvalConfig(_Section):
+    mapping_fraction: float = Field(
+        1.0, gt=0, le=1, description="labelled part of the train split for majority mapping"
+    )
+    knn_k: int = Field(5, ge=1)
+    probe_fraction: float = Field(0.2, gt=0, le=1, description="train labels for the probe")
+    probe_epochs: int = Field(200, ge=1)
+    probe_lr: float = Field(3e-4, gt=0)
+    baselines: bool = Field(True, description="train the supervised CNN baselines")
+    baseline_epochs: int = Field(15, ge=1)
+    baseline_lr: float = Field(1e-3, gt=0)
+    tsne_points: int = Field(1000, ge=10, description="points in the t-SNE plot")
+
+
+class StratifyRunConfig(_Section):
+    seed: int = Field(0, ge=0)
+    device: str = Field("cpu", description="auto, cpu, cuda, cuda:1, mps")
+    num_threads: int | None = Field(None, ge=1)
+
+
+class StratifyConfig(_Section):
+    data: StratifyDataConfig = StratifyDataConfig()
+    model: StratifyModelConfig = StratifyModelConfig()
+    warmup: WarmupConfig = WarmupConfig()
+    cluster: StratifyClusterConfig = StratifyClusterConfig()
+    decoder: DecoderConfig = DecoderConfig()
+    evaluate: StratifyEvalConfig = StratifyEvalConfig()
+    run: StratifyRunConfig = StratifyRunConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> StratifyConfig:
+        if self.cluster.k_max < self.cluster.k_min:
+            raise ValueError(f"cluster.k_max ({self.cluster.k_max}) is below cluster.k_min")
+        if self.data.dataset == "medmnist" and not self.data.medmnist_path:
+            raise ValueError("dataset=medmnist needs data.medmnist_path, the .npz file")
+        return self
+
+
+def _explain(err: ValidationError, source: str) -> MedclError:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        section = key.rsplit(".", 1)[0] if "." in key else ""
+        model: Any = StratifyConfig
+        for part in section.split(".") if section else []:
+            model = model.model_fields[part].annotation
+        known = ", ".join(model.model_fields)
+        return MedclError(f"Unknown config key '{key}' in {source}; known keys here: {known}.")
+    if not key:  # a cross-field check
+        msg = first["msg"].removeprefix("Value error, ")
+        return MedclError(f"Config in {source}: {msg}.")
+    value = first.get("input")
+    return MedclError(f"Config key '{key}' in {source} has a bad value {value!r}: {first['msg']}.")
+
+
+def load_stratify_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
+) -> StratifyConfig:
+    """Build a validated :class:`StratifyConfig` from defaults, ``base``, a YAML file and overrides."""
+    tree = _merge(base or {}, read_yaml(path) if path else {})
+    tree = _merge(tree, parse_overrides(overrides or []))
+    source = f"'{path}'" if path else "the overrides"
+    if overrides and path:
+        source = f"'{path}' or the overrides"
+    try:
+        return StratifyConfig.model_validate(tree)
+    except ValidationError as e:
+        raise _explain(e, source) from None

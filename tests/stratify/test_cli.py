@@ -1,0 +1,89 @@
+"""A tiny end-to-end ``medcl stratify`` run through the command line, resume, assign, errors."""
+
+import csv
+import json
+
+import numpy as np
+from PIL import Image
+
+from medcl.cli import main
+
+TINY = [
+    "data.max_train=160",
+    "warmup.epochs=2",
+    "warmup.batch_size=64",
+    "decoder.epochs=1",
+    "cluster.k_max=5",
+    "model.widths=[4,8,8]",
+    "model.latent_dim=8",
+    "model.projector=[16,8]",
+    "evaluate.probe_epochs=3",
+    "evaluate.baseline_epochs=1",
+    "evaluate.tsne_points=60",
+]
+
+
+def test_stratify_end_to_end_resume_and_assign(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["stratify", *TINY, "--out", str(out)]) == 0
+    for name in (
+        "config.yaml",
+        "assignments.csv",
+        "prototypes.npy",
+        "metrics.json",
+        "metrics.md",
+        "report.html",
+        "report.md",
+        "model.pt",
+        "plots/tsne.png",
+    ):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    k = metrics["k"]
+    assert np.load(out / "prototypes.npy").shape == (k, 8)
+    rows = list(csv.DictReader((out / "assignments.csv").open()))
+    assert len(rows) == 160 + 1000 and len(rows[0]) == 3 + k
+    assert {"majority mapping", "kNN (k=5)", "linear probe", "features + KMeans (baseline)"} <= set(
+        metrics["rows"]
+    )
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert "majority mapping" in capsys.readouterr().out
+
+    # a second run resumes from the checkpoints: no new training epochs are logged
+    before = (out / "metrics.jsonl").read_text().count('"epoch"')
+    assert main(["stratify", *TINY, "--out", str(out)]) == 0
+    assert (out / "metrics.jsonl").read_text().count('"epoch"') == before
+
+    img = tmp_path / "digit.png"
+    Image.fromarray((np.random.default_rng(0).random((28, 28)) * 255).astype(np.uint8)).save(img)
+    capsys.readouterr()
+    assert (
+        main(["stratify", "assign", "--run", str(out), str(img), "--csv", str(tmp_path / "a.csv")])
+        == 0
+    )
+    line = capsys.readouterr().out
+    assert "digit.png" in line and "cluster" in line
+    assert (tmp_path / "a.csv").is_file()
+
+
+def test_stratify_errors_are_one_sentence(tmp_path, capsys):
+    assert main(["stratify", "warmup.epoch=3", "--out", str(tmp_path / "r")]) == 2
+    assert "Unknown config key 'warmup.epoch'" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "stratify",
+                "data.dataset=medmnist",
+                f"data.medmnist_path={tmp_path}/x.npz",
+                "--out",
+                str(tmp_path / "r2"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "x.npz' does not exist" in err and err.count("\n") == 1
+    assert main(["stratify", str(tmp_path / "missing.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["stratify", "assign", "--run", str(tmp_path / "none"), "a.png"]) == 2
+    assert "no trained model" in capsys.readouterr().err

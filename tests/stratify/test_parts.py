@@ -1,0 +1,197 @@
+"""Value tests of the stratify parts: LARS, schedule, soft assignment, prototypes, mapping, loaders."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from medcl.data import load_medmnist, load_mnist5k
+from medcl.errors import MedclError
+from medcl.evaluate import classification_scores, knn_predict, majority_mapping
+from medcl.models import ConditionalDecoder, ContrastiveAutoencoder, ConvEncoder, soft_assign
+from medcl.stages.stratify import residual_and_assignment, update_prototypes
+from medcl.stratify_config import StratifyClusterConfig, load_stratify_config
+from medcl.train import LARS, lars_param_groups, warmup_cosine_lr
+
+
+def test_lars_one_step_matches_hand_computation():
+    lin = nn.Linear(2, 1)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[3.0, 4.0]]))  # ||w|| = 5
+        lin.bias.copy_(torch.tensor([1.0]))
+    lin.weight.grad = torch.tensor([[0.6, 0.8]])
+    lin.bias.grad = torch.tensor([0.5])
+    lr, wd, eta = 0.1, 0.1, 0.01
+    opt = LARS(lars_param_groups(lin, wd), lr=lr, momentum=0.9, weight_decay=wd, eta=eta)
+    opt.step()
+    # weight: g = [0.6, 0.8] + 0.1 * [3, 4] = [0.9, 1.2], ||g|| = 1.5, q = 0.01 * 5 / 1.5
+    q = eta * 5 / 1.5
+    expected_w = [3 - lr * q * 0.9, 4 - lr * q * 1.2]
+    assert lin.weight.detach().tolist()[0] == pytest.approx(expected_w, rel=1e-6)
+    # bias: excluded, plain SGD without decay: 1 - 0.1 * 0.5
+    assert lin.bias.item() == pytest.approx(0.95)
+    # second step: momentum buffer v = 0.9 v + g'
+    lin.weight.grad = torch.tensor([[0.0, 0.0]])
+    lin.bias.grad = torch.tensor([0.0])
+    w_before = lin.weight.detach().clone()
+    opt.step()
+    v_bias = 0.9 * 0.5
+    assert lin.bias.item() == pytest.approx(0.95 - lr * v_bias)
+    g2 = wd * w_before  # only weight decay left
+    q2 = eta * w_before.norm() / g2.norm()
+    v_w = 0.9 * q * torch.tensor([[0.9, 1.2]]) + q2 * g2
+    assert torch.allclose(lin.weight.detach(), w_before - lr * v_w, atol=1e-7)
+
+
+def test_lars_groups_and_bad_args():
+    groups = lars_param_groups(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)), 1e-6)
+    assert [len(g["params"]) for g in groups] == [1, 3]
+    assert groups[1]["lars_exclude"] and groups[1]["weight_decay"] == 0
+    with pytest.raises(ValueError, match="lr"):
+        LARS(nn.Linear(1, 1).parameters(), lr=-1)
+
+
+def test_warmup_cosine_schedule_values():
+    assert warmup_cosine_lr(0, 100, 0.01, 0.25, 0.05, 10) == pytest.approx(0.01)
+    assert warmup_cosine_lr(5, 100, 0.01, 0.25, 0.05, 10) == pytest.approx(0.13)
+    assert warmup_cosine_lr(10, 100, 0.01, 0.25, 0.05, 10) == pytest.approx(0.25)
+    assert warmup_cosine_lr(55, 100, 0.01, 0.25, 0.05, 10) == pytest.approx(0.15)
+    assert warmup_cosine_lr(100, 100, 0.01, 0.25, 0.05, 10) == pytest.approx(0.05)
+
+
+def test_soft_assignment_values():
+    h = torch.tensor([[2.0, 0.0], [1.0, 1.0]])
+    protos = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    a = soft_assign(h, protos, temperature=0.5)
+    c = 1 / math.sqrt(2)
+    e = torch.exp(torch.tensor([[1.0, 0.0], [c, c]]) / 0.5)
+    assert torch.allclose(a, e / e.sum(1, keepdim=True), atol=1e-6)
+    assert torch.allclose(a[1], torch.tensor([0.5, 0.5]))
+    with pytest.raises(ValueError):
+        soft_assign(h, protos, 0.0)
+
+
+def test_residual_is_latent_minus_assigned_prototype_mix():
+    protos = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    h = torch.tensor([[3.0, 0.0]])
+    cfg = StratifyClusterConfig(normalize=True, temperature=0.1)
+    r, a = residual_and_assignment(h, protos, cfg)
+    assert torch.allclose(r, torch.tensor([[1.0, 0.0]]) - a @ protos)
+    assert a[0, 0] > 0.99
+
+
+def test_prototype_update_hard_and_soft():
+    h = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0]])
+    hard = update_prototypes(h, np.eye(2)[[0, 0, 1]])
+    assert hard.tolist() == [[1.0, 0.0], [0.0, 4.0]]
+    soft = update_prototypes(h, np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]))
+    assert soft[0] == pytest.approx([1 / 1.5, 0.0])  # (1 * [0, 0] + 0.5 * [2, 0]) / 1.5
+    assert soft[1] == pytest.approx([1 / 1.5, 4 / 1.5])
+    assert update_prototypes(h, np.zeros((3, 1))).tolist() == [[0.0, 0.0]]
+
+
+def test_majority_mapping_hand_built():
+    clusters = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
+    labels = np.array([5, 5, 1, 2, 2, 1, 0, 0, 1, 7])
+    mapping = majority_mapping(clusters, labels, n_clusters=5)
+    # cluster 2 is a 2-2 tie between labels 0 and 1 -> smallest; cluster 4 is empty -> the
+    # most frequent label overall (1, 2, 5 and ... : label 1 occurs 3 times)
+    assert mapping.tolist() == [5, 2, 0, 7, 1]
+    pred = mapping[np.array([0, 1, 2, 3])]
+    s = classification_scores(np.array([5, 2, 1, 7]), pred)
+    assert s["accuracy"] == pytest.approx(0.75)
+
+
+def test_knn_predict_cosine():
+    bank = np.array([[1.0, 0.0], [10.0, 1.0], [0.0, 1.0], [0.1, 5.0]])
+    assert knn_predict(bank, [0, 0, 1, 1], [[3.0, 0.1], [0.0, 0.2]], k=1).tolist() == [0, 1]
+
+
+def test_conditional_decoder_uses_its_condition():
+    torch.manual_seed(0)
+    enc = ConvEncoder(1, (28, 28), (8, 16, 16), 16)
+    for mode in ("film", "concat"):
+        dec = ConditionalDecoder(enc, n_prototypes=4, conditioning=mode)
+        r = torch.randn(1, 16).repeat(4, 1)  # the same latent residual ...
+        out = dec(r, torch.eye(4))  # ... with four different assignments
+        assert out.shape == (4, 1, 28, 28)
+        diffs = (out[:, None] - out[None]).abs().flatten(2).mean(-1)
+        assert (diffs + torch.eye(4)).min() > 1e-4
+    # FiLM also acts inside the decoder, not only at its input
+    assert len(ConditionalDecoder(enc, 4, "film").film) == 2
+
+
+def test_conditional_decoder_learns_to_need_the_assignment():
+    """Trained on images whose class lives only in ``a``, it must use ``a`` to reconstruct."""
+    torch.manual_seed(0)
+    enc = ConvEncoder(1, (8, 8), (4, 4, 4), 4)
+    dec = ConditionalDecoder(enc, 2, "film")
+    targets = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8)])
+    opt = torch.optim.Adam(dec.parameters(), lr=1e-2)
+    r = torch.zeros(2, 4)
+    a = torch.eye(2)
+    for _ in range(150):
+        loss = ((dec(r, a) - targets) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        right = ((dec(r, a) - targets) ** 2).mean()
+        swapped = ((dec(r, a.flip(0)) - targets) ** 2).mean()
+    assert right < 0.02 < 0.5 < swapped
+
+
+def test_contrastive_autoencoder_shapes_2d_rgb():
+    m = ContrastiveAutoencoder(3, (32, 24), (8, 8, 8), 16, (32, 32, 8))
+    h, z, x = m(torch.rand(2, 3, 32, 24))
+    assert (h.shape, z.shape, x.shape) == ((2, 16), (2, 8), (2, 3, 32, 24))
+    assert 0 <= x.min() and x.max() <= 1
+
+
+def test_mnist5k_split_is_fixed_and_stratified():
+    ds = load_mnist5k(val_fraction=0.1)
+    assert ds.data.images.shape == (5000, 1, 28, 28) and ds.data.images.max() <= 1
+    for split, n in (("train", 3600), ("val", 400), ("test", 1000)):
+        idx = ds.data.indices(split)
+        assert len(idx) == n
+        assert np.bincount(ds.labels[idx], minlength=10).tolist() == [n // 10] * 10
+    again = load_mnist5k(val_fraction=0.0)
+    assert (again.data.split == "test").tolist() == (ds.data.split == "test").tolist()
+
+
+def test_medmnist_loader_on_fixture(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 6), ("val", 2), ("test", 3)):
+        arrays[f"{split}_images"] = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+        arrays[f"{split}_labels"] = rng.integers(0, 3, (n, 1))
+    path = tmp_path / "dermamnist.npz"
+    np.savez(path, **arrays)
+    ds = load_medmnist(path)
+    assert ds.data.images.shape == (11, 3, 8, 8)
+    assert ds.data.images[0, 1, 2, 3] == pytest.approx(arrays["train_images"][0, 2, 3, 1] / 255)
+    assert (
+        ds.labels.tolist()
+        == np.concatenate([arrays[f"{s}_labels"][:, 0] for s in ("train", "val", "test")]).tolist()
+    )
+    assert [int((ds.data.split == s).sum()) for s in ("train", "val", "test")] == [6, 2, 3]
+    grey = {k: (v[..., 0] if k.endswith("images") else v) for k, v in arrays.items()}
+    np.savez(tmp_path / "grey.npz", **grey)
+    assert load_medmnist(tmp_path / "grey.npz").data.images.shape == (11, 1, 8, 8)
+
+
+def test_medmnist_missing_file_and_keys(tmp_path):
+    with pytest.raises(MedclError, match=r"does not exist.*data\.medmnist_path"):
+        load_medmnist(tmp_path / "nope.npz")
+    np.savez(tmp_path / "bad.npz", train_images=np.zeros((1, 4, 4), np.uint8))
+    with pytest.raises(MedclError, match="lacks the keys"):
+        load_medmnist(tmp_path / "bad.npz")
+
+
+def test_config_errors():
+    with pytest.raises(MedclError, match="Unknown config key 'warmup.epoch'"):
+        load_stratify_config(overrides=["warmup.epoch=3"])
+    with pytest.raises(MedclError, match="medmnist_path"):
+        load_stratify_config(overrides=["data.dataset=medmnist"])
