@@ -93,7 +93,7 @@ class StratifyEvalConfig(_Section):
 
 class StratifyRunConfig(_Section):
     seed: int = Field(0, ge=0)
-    device: str = Field("cpu", description="auto, cpu, cuda, cuda:1, mps")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
     num_threads: int | None = Field(None, ge=1)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from medcl.errors import MedclError
 from medcl.models import ConditionalDecoder, ContrastiveAutoencoder, soft_assign
 from medcl.rundir import RunDir, atomic_torch_save, atomic_write_text
 from medcl.stratify_config import StratifyConfig
-from medcl.train import LARS, lars_param_groups, warmup_cosine_lr
+from medcl.train import LARS, lars_param_groups, make_fabric, train_loop, warmup_cosine_lr
 
 PAPER_MNIST = {
     "majority mapping": 0.90,
@@ -82,78 +81,17 @@ def make_views(cfg: StratifyConfig, image_size: tuple[int, int]) -> nn.Module:
 # --------------------------------------------------------------------------- training
 
 
-def _fit(
-    *,
-    params: list[nn.Parameter],
-    optimizer: torch.optim.Optimizer,
-    modules: nn.Module,
-    step_loss: Callable[[np.ndarray], torch.Tensor],
-    lr_fn: Callable[[int, int], float],
-    n_items: int,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    checkpoint: Path,
-    log: Callable[..., None],
-    stage: str,
-) -> list[float]:
-    """A short loop with resumable atomic checkpoints in :func:`medcl.train.train_loop`'s format.
-
-    (``train_loop`` builds its own AdamW and warm-up; this stage needs LARS and the paper's
-    schedule, so the loop is repeated here in a few lines.)
-    """
-    from medcl.train import batches
-
-    rng = np.random.default_rng(seed)
-    steps = max(1, n_items // batch_size if n_items >= batch_size else 1)
-    history: list[float] = []
-    start = 0
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        modules.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        history, start = list(state["history"]), state["epoch"] + 1
-    step = start * steps
-    for epoch in range(start, epochs):
-        modules.train()
-        losses = []
-        for idx in batches(n_items, batch_size, rng):
-            for group in optimizer.param_groups:
-                group["lr"] = lr_fn(step, epochs * steps)
-            loss = step_loss(idx)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            step += 1
-        history.append(float(np.mean(losses)))
-        log(stage=stage, epoch=epoch, loss=history[-1], lr=optimizer.param_groups[0]["lr"])
-        atomic_torch_save(
-            {
-                "model": modules.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "epoch": epoch,
-            },
-            checkpoint,
-        )
-    return history
-
-
 def build_model(cfg: StratifyConfig, channels: int, image_size: tuple[int, int]):
     m = cfg.model
     return ContrastiveAutoencoder(channels, image_size, m.widths, m.latent_dim, m.projector)
 
 
-def train_warmup(cfg, run: RunDir, x: torch.Tensor, device: torch.device):
-    """Phase 1; returns the trained :class:`ContrastiveAutoencoder` (on ``device``)."""
+def train_warmup(cfg, run: RunDir, x: torch.Tensor, fabric):
+    """Phase 1; returns the trained :class:`ContrastiveAutoencoder` (on ``fabric.device``)."""
     from medcl.losses import cluster_contrastive_loss
 
     w = cfg.warmup
+    device = fabric.device
     torch.manual_seed(cfg.run.seed)
     size = (int(x.shape[2]), int(x.shape[3]))
     model = build_model(cfg, x.shape[1], size).to(device)
@@ -184,19 +122,20 @@ def train_warmup(cfg, run: RunDir, x: torch.Tensor, device: torch.device):
             step, total, w.start_lr, w.peak_lr, w.final_lr, w.warmup_epochs * steps
         )
 
-    _fit(
-        params=list(model.parameters()),
-        optimizer=opt,
-        modules=model,
+    train_loop(
+        fabric=fabric,
+        module=model,
         step_loss=step_loss,
-        lr_fn=lr_fn,
         n_items=len(x),
         epochs=w.epochs,
         batch_size=bs,
+        lr=w.start_lr,
         seed=cfg.run.seed,
         checkpoint=run.file("warmup", "checkpoint.pt"),
-        log=run.log,
-        stage="warmup",
+        log=lambda **r: run.log(stage="warmup", **r),
+        desc="warm-up (contrastive AE)",
+        optimizer=opt,
+        lr_fn=lr_fn,
     )
     return model.eval()
 
@@ -245,9 +184,10 @@ def choose_k(z: np.ndarray, cfg: StratifyConfig) -> tuple[int, dict]:
     return (c.k if c.k is not None else elbow), {"k_values": ks, "curve": curve, "elbow_k": elbow}
 
 
-def train_decoder(cfg, run: RunDir, model, x, prototypes: np.ndarray, device):
+def train_decoder(cfg, run: RunDir, model, x, prototypes: np.ndarray, fabric):
     """Phase 2: the conditional decoder, on reconstruction alone (the encoder is frozen)."""
     d = cfg.decoder
+    device = fabric.device
     torch.manual_seed(cfg.run.seed + 1)
     dec = ConditionalDecoder(model.encoder, len(prototypes), d.conditioning).to(device)
     protos = torch.from_numpy(prototypes).float().to(device)
@@ -262,19 +202,20 @@ def train_decoder(cfg, run: RunDir, model, x, prototypes: np.ndarray, device):
             r, a = residual_and_assignment(model.encoder(xb), protos, cfg.cluster)
         return F.mse_loss(dec(r, a), xb)
 
-    _fit(
-        params=list(dec.parameters()),
-        optimizer=opt,
-        modules=dec,
+    train_loop(
+        fabric=fabric,
+        module=dec,
         step_loss=step_loss,
-        lr_fn=lambda step, total: d.lr,
         n_items=len(x),
         epochs=d.epochs,
         batch_size=bs,
+        lr=d.lr,
         seed=cfg.run.seed + 1,
         checkpoint=run.file("decoder", "checkpoint.pt"),
-        log=run.log,
-        stage="decoder",
+        log=lambda **r: run.log(stage="decoder", **r),
+        desc="conditional decoder",
+        optimizer=opt,
+        lr_fn=lambda step, total: d.lr,
     )
     return dec.eval()
 
@@ -347,7 +288,8 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
     run.save_config(resolved)
     if cfg.run.num_threads:
         torch.set_num_threads(cfg.run.num_threads)
-    device = _device(cfg.run.device)
+    fabric = make_fabric(cfg.run.device)
+    device = fabric.device
     ds = load_stratify_data(cfg)
     data, labels = ds.data, ds.labels
     tr, te = data.indices("train"), data.indices(cfg.data.eval_split)
@@ -356,7 +298,7 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    model = train_warmup(cfg, run, x_tr, device)
+    model = train_warmup(cfg, run, x_tr, fabric)
     seconds["warmup"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -377,7 +319,7 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
     seconds["cluster"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    dec = train_decoder(cfg, run, model, x_tr, prototypes, device)
+    dec = train_decoder(cfg, run, model, x_tr, prototypes, fabric)
     seconds["decoder"] = time.perf_counter() - t0
     atomic_torch_save(
         {
@@ -516,20 +458,6 @@ def _write_assignments(path: Path, ids, split, clusters, dist) -> None:
     for i in range(len(ids)):
         w.writerow([ids[i], split[i], int(clusters[i]), *[f"{v:.5f}" for v in dist[i]]])
     atomic_write_text(path, buf.getvalue())
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise MedclError(
-            f"run.device='{name}' is not a device; use auto, cpu, cuda or cuda:N."
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise MedclError(f"run.device='{name}' but no CUDA GPU is visible; use run.device=cpu.")
-    return dev
 
 
 # --------------------------------------------------------------------------- assign

@@ -47,6 +47,8 @@ def train_loop(
     desc: str = "train",
     on_epoch_end: Callable[[int], None] | None = None,
     checkpoint_every: int = 1,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr_fn: Callable[[int, int], float] | None = None,
 ) -> list[float]:
     """Train ``module`` with AdamW and a warm-up + cosine schedule; return per-epoch losses.
 
@@ -55,12 +57,18 @@ def train_loop(
     ``checkpoint`` (every ``checkpoint_every`` epochs and after the last one); if that file
     exists, training resumes after the last saved epoch.
     The loop is the same for every method and stage: what differs lives in ``step_loss``.
+    A stage that needs another optimiser (LARS, say) or schedule passes ``optimizer`` (built
+    over ``module``'s parameters) and ``lr_fn(step, total_steps) -> lr``.
     """
-    params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if optimizer is None:
+        params = [p for p in module.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     module_f, optimizer_f = fabric.setup(module, optimizer)
     steps_per_epoch = max(1, n_items // batch_size if n_items >= batch_size else 1)
     total = epochs * steps_per_epoch
+    warmup = warmup_epochs * steps_per_epoch
+    schedule = lr_fn or (lambda step, total: lr_at(step, total, lr, warmup))
+
     rng = np.random.default_rng(seed)
     history: list[float] = []
     start_epoch = 0
@@ -89,7 +97,7 @@ def train_loop(
             n_items, batch_size, rng, rank=fabric.global_rank, world=fabric.world_size
         ):
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total, lr, warmup_epochs * steps_per_epoch)
+                group["lr"] = schedule(step, total)
             with fabric.autocast():  # bf16 on GPUs; a no-op at 32-true (CPU default)
                 loss = step_loss(idx)
             optimizer_f.zero_grad(set_to_none=True)
