@@ -113,16 +113,20 @@ class Config(_Section):
     run: RunConfig = RunConfig()
 
 
-def _explain(err: ValidationError, source: str) -> MedclError:
+def _explain(err: ValidationError, source: str, root: type[BaseModel] | None = None) -> MedclError:
+    """One sentence for the first validation error; ``root`` is the config model (``Config``)."""
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         section = key.rsplit(".", 1)[0] if "." in key else ""
-        model: Any = Config
+        model: Any = root or Config
         for part in section.split(".") if section else []:
             model = model.model_fields[part].annotation
         known = ", ".join(model.model_fields)
         return MedclError(f"Unknown config key '{key}' in {source}; known keys here: {known}.")
+    if not key:  # a check across fields
+        msg = first["msg"].removeprefix("Value error, ")
+        return MedclError(f"Config in {source}: {msg}.")
     value = first.get("input")
     return MedclError(f"Config key '{key}' in {source} has a bad value {value!r}: {first['msg']}.")
 

@@ -7,12 +7,11 @@ keys and bad values reported as one :class:`~medcl.errors.MedclError` sentence.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from medcl.config import _merge, parse_overrides, read_yaml
-from medcl.errors import MedclError
+from medcl.config import _explain, _merge, parse_overrides, read_yaml
 
 
 class _Section(BaseModel):
@@ -115,23 +114,6 @@ class StratifyConfig(_Section):
         return self
 
 
-def _explain(err: ValidationError, source: str) -> MedclError:
-    first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"])
-    if first["type"] == "extra_forbidden":
-        section = key.rsplit(".", 1)[0] if "." in key else ""
-        model: Any = StratifyConfig
-        for part in section.split(".") if section else []:
-            model = model.model_fields[part].annotation
-        known = ", ".join(model.model_fields)
-        return MedclError(f"Unknown config key '{key}' in {source}; known keys here: {known}.")
-    if not key:  # a cross-field check
-        msg = first["msg"].removeprefix("Value error, ")
-        return MedclError(f"Config in {source}: {msg}.")
-    value = first.get("input")
-    return MedclError(f"Config key '{key}' in {source} has a bad value {value!r}: {first['msg']}.")
-
-
 def load_stratify_config(
     path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
 ) -> StratifyConfig:
@@ -144,4 +126,4 @@ def load_stratify_config(
     try:
         return StratifyConfig.model_validate(tree)
     except ValidationError as e:
-        raise _explain(e, source) from None
+        raise _explain(e, source, StratifyConfig) from None
