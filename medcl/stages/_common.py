@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,11 @@ from medcl.data import ImageSet, assign_splits, load_builtin, load_folder
 from medcl.errors import MedclError
 from medcl.models import UNetEncoder
 from medcl.rundir import RunDir
+
+
+def say(message: str) -> None:
+    """One progress line on stderr: readable in a terminal and in a CI log alike."""
+    print(f"medcl: {message}", file=sys.stderr, flush=True)
 
 
 def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:

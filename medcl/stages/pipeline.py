@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -10,17 +9,12 @@ from medcl.config import Config, load_config, read_yaml, to_dict
 from medcl.data import ImageSet
 from medcl.evaluate import format_table
 from medcl.rundir import RunDir, atomic_write_text
-from medcl.stages._common import check_against_data, load_data, timed
+from medcl.stages._common import check_against_data, load_data, say, timed
 from medcl.stages.cluster import run_cluster
 from medcl.stages.features import run_features
 from medcl.stages.finetune import cell_dir, run_evaluate_cell, run_finetune
 from medcl.stages.pretrain import method_or_error, run_pretrain
 from medcl.train import make_fabric, set_threads
-
-
-def say(message: str) -> None:
-    """One progress line on stderr: readable in a terminal and in a CI log alike."""
-    print(f"medcl: {message}", file=sys.stderr, flush=True)
 
 
 def demo_config(quick: bool = False, overrides: list[str] | None = None) -> Config:

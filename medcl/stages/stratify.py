@@ -28,6 +28,7 @@ from torch import nn
 from medcl.errors import MedclError
 from medcl.models import ConditionalDecoder, ContrastiveAutoencoder, soft_assign
 from medcl.rundir import RunDir, atomic_torch_save, atomic_write_text
+from medcl.stages._common import say
 from medcl.stratify_config import StratifyConfig
 from medcl.train import LARS, lars_param_groups, make_fabric, train_loop, warmup_cosine_lr
 
@@ -298,8 +299,13 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
+    say(
+        f"{cfg.data.dataset}: {len(tr)} train images, metrics on {len(te)} "
+        f"{cfg.data.eval_split} images, run directory {run.path}"
+    )
     model = train_warmup(cfg, run, x_tr, fabric)
     seconds["warmup"] = time.perf_counter() - t0
+    say(f"warm-up: contrastive autoencoder trained in {seconds['warmup']:.0f} s")
 
     t0 = time.perf_counter()
     h_all = encode(model.encoder, x_all, device)
@@ -317,10 +323,12 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
         "cluster.json", {**elbow, "k": int(k), "sizes": np.bincount(km.labels_).tolist()}
     )
     seconds["cluster"] = time.perf_counter() - t0
+    say(f"cluster: k = {k} prototypes" + (" (elbow)" if cfg.cluster.k is None else ""))
 
     t0 = time.perf_counter()
     dec = train_decoder(cfg, run, model, x_tr, prototypes, fabric)
     seconds["decoder"] = time.perf_counter() - t0
+    say(f"conditional decoder trained in {seconds['decoder']:.0f} s; evaluating")
     atomic_torch_save(
         {
             "model": model.state_dict(),
