@@ -8,12 +8,14 @@ take this object: stages unpack it into explicit arguments.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from medcl.errors import MedclError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Section(BaseModel):
@@ -190,19 +192,29 @@ def read_yaml(path: str | Path) -> dict:
     return tree
 
 
-def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
-) -> Config:
-    """Build a validated :class:`Config` from defaults, ``base``, a YAML file and overrides."""
+def load_validated(
+    model: type[M],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict | None = None,
+) -> M:
+    """Build a validated ``model`` from its defaults, ``base``, a YAML file and overrides."""
     tree = _merge(base or {}, read_yaml(path) if path else {})
     tree = _merge(tree, parse_overrides(overrides or []))
     source = f"'{path}'" if path else "the overrides"
     if overrides and path:
         source = f"'{path}' or the overrides"
     try:
-        return Config.model_validate(tree)
+        return model.model_validate(tree)
     except ValidationError as e:
-        raise _explain(e, source) from None
+        raise _explain(e, source, model) from None
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
+) -> Config:
+    """Build a validated :class:`Config` from defaults, ``base``, a YAML file and overrides."""
+    return load_validated(Config, path, overrides, base)
 
 
 def to_dict(cfg: Config) -> dict:

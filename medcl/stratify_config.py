@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from medcl.config import _explain, _merge, parse_overrides, read_yaml
+from medcl.config import load_validated
 
 
 class _Section(BaseModel):
@@ -118,12 +118,4 @@ def load_stratify_config(
     path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
 ) -> StratifyConfig:
     """Build a validated :class:`StratifyConfig` from defaults, ``base``, a YAML file and overrides."""
-    tree = _merge(base or {}, read_yaml(path) if path else {})
-    tree = _merge(tree, parse_overrides(overrides or []))
-    source = f"'{path}'" if path else "the overrides"
-    if overrides and path:
-        source = f"'{path}' or the overrides"
-    try:
-        return StratifyConfig.model_validate(tree)
-    except ValidationError as e:
-        raise _explain(e, source, StratifyConfig) from None
+    return load_validated(StratifyConfig, path, overrides, base)

@@ -14,15 +14,48 @@ from medcl.evaluate import compare_to_baselines, format_table
 from medcl.rundir import RunDir, atomic_write_bytes, atomic_write_text
 
 
-def _save(fig, path: Path) -> bytes:
+def _save(fig, path: Path) -> Path:
+    """Write ``fig`` as a PNG (atomically) and return its path."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    data = buf.getvalue()
-    atomic_write_bytes(path, data)
-    return data
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def write_pages(
+    run: RunDir, heading: str, sections: list[tuple[str, str, Path | None]], config: dict
+) -> Path:
+    """``report.md`` (PNGs linked from ``plots/``) and a self-contained ``report.html``.
+
+    ``sections`` are ``(title, markdown text, PNG path or None)``; the HTML embeds each PNG
+    as base64 so the page opens anywhere on its own.
+    """
+    md = [f"# {heading}", "", f"Run directory: `{run.path}`", ""]
+    body = [
+        f"<h1>{html.escape(heading)}</h1>"
+        f"<p>Run directory: <code>{html.escape(str(run.path))}</code></p>"
+    ]
+    for title, text, png in sections:
+        md += [f"## {title}", "", text]
+        body.append(f"<h2>{html.escape(title)}</h2>{_md_to_html(text)}")
+        if png is not None:
+            md += [f"![{title}]({png.relative_to(run.path).as_posix()})", ""]
+            data = base64.b64encode(png.read_bytes()).decode()
+            body.append(f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">')
+    md += ["## Config", "", "```json", json.dumps(config, indent=2), "```", ""]
+    body.append(f"<h2>Config</h2><pre>{html.escape(json.dumps(config, indent=2))}</pre>")
+    atomic_write_text(run.file("report.md"), "\n".join(md))
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(heading)}</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}"
+        "img{max-width:100%}</style></head><body>" + "".join(body) + "</body></html>"
+    )
+    atomic_write_text(run.file("report.html"), page)
+    return run.path / "report.html"
 
 
 def write_report(run: RunDir, data=None) -> Path:
@@ -37,7 +70,7 @@ def write_report(run: RunDir, data=None) -> Path:
     summary = run.read_json("cluster/summary.json")
     config = run.load_config_dict() or {}
     methods = (config.get("run") or {}).get("methods")
-    sections: list[tuple[str, str, bytes | None]] = []  # (title, markdown text, png)
+    sections: list[tuple[str, str, Path | None]] = []  # (title, markdown text, png)
 
     rows = results["rows"]
     if rows:
@@ -113,44 +146,7 @@ def write_report(run: RunDir, data=None) -> Path:
                 )
             )
 
-    md = ["# medcl run report", "", f"Run directory: `{run.path}`", ""]
-    body = [
-        f"<h1>medcl run report</h1><p>Run directory: <code>{html.escape(str(run.path))}</code></p>"
-    ]
-    for title, text, png in sections:
-        slug = title.lower().replace(" ", "-")
-        md += [f"## {title}", "", text]
-        body.append(f"<h2>{html.escape(title)}</h2>{_md_to_html(text)}")
-        if png is not None:
-            md += [f"![{title}](plots/{_png_name(title)})", ""]
-            body.append(
-                f'<img alt="{slug}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-            )
-    md += ["## Config", "", "```json", json.dumps(config, indent=2), "```", ""]
-    body.append(f"<h2>Config</h2><pre>{html.escape(json.dumps(config, indent=2))}</pre>")
-    atomic_write_text(run.file("report.md"), "\n".join(md))
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>medcl report</title>"
-        "<style>body{font-family:sans-serif;max-width:1000px;margin:auto;padding:1em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}"
-        "img{max-width:100%}</style></head><body>" + "".join(body) + "</body></html>"
-    )
-    atomic_write_text(run.file("report.html"), page)
-    return run.path / "report.html"
-
-
-_PNG = {
-    "Dice vs label fraction": "dice.png",
-    "Elbow curve": "elbow.png",
-    "Embedding map": "embeddings.png",
-    "Pseudo-class gallery": "gallery.png",
-    "Training losses": "losses.png",
-    "Test predictions": "predictions.png",
-}
-
-
-def _png_name(title: str) -> str:
-    return _PNG[title]
+    return write_pages(run, "medcl run report", sections, config)
 
 
 def _per_class_table(rows, names, methods) -> str:

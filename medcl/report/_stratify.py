@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import html
-import json
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from medcl.report._report import _md_to_html, _save  # noqa: E402
-from medcl.rundir import RunDir, atomic_write_text  # noqa: E402
+from medcl.report._report import _save, write_pages  # noqa: E402
+from medcl.rundir import RunDir  # noqa: E402
 
 
 def _show(img: np.ndarray) -> np.ndarray:
@@ -135,32 +131,4 @@ def write_stratify_report(
         sections.append(
             ("Elbow curve", "", _save(elbow_plot(info), run.file("plots", "elbow.png")))
         )
-    names = {
-        "Latent space": "tsne.png",
-        "Decoded prototypes": "prototypes.png",
-        "Members per cluster": "gallery.png",
-        "Elbow curve": "elbow.png",
-    }
-    config = cfg.model_dump(mode="json")
-    md = ["# medcl stratify report", "", f"Run directory: `{run.path}`", ""]
-    body = [
-        f"<h1>medcl stratify report</h1><p>Run directory: <code>{html.escape(str(run.path))}</code></p>"
-    ]
-    for title, text, png in sections:
-        md += [f"## {title}", "", text]
-        body.append(f"<h2>{html.escape(title)}</h2>{_md_to_html(text)}")
-        if png is not None:
-            md += [f"![{title}](plots/{names[title]})", ""]
-            body.append(
-                f'<img alt="{html.escape(title)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-            )
-    md += ["## Config", "", "```json", json.dumps(config, indent=2), "```", ""]
-    body.append(f"<h2>Config</h2><pre>{html.escape(json.dumps(config, indent=2))}</pre>")
-    atomic_write_text(run.file("report.md"), "\n".join(md))
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>medcl stratify report</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}"
-        "img{max-width:100%}</style></head><body>" + "".join(body) + "</body></html>"
-    )
-    atomic_write_text(run.file("report.html"), page)
+    write_pages(run, "medcl stratify report", sections, cfg.model_dump(mode="json"))

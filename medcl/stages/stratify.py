@@ -435,7 +435,7 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
 def metrics_markdown(m: dict) -> str:
     paper = m.get("paper_mnist") or {}
     lines = [
-        f"Test metrics on {m['n_eval']} '{m['eval_split']}' images of {m['dataset']}; "
+        f"Metrics on the {m['n_eval']} '{m['eval_split']}' images of {m['dataset']}; "
         f"k = {m['k']} clusters (elbow: {m['elbow_k']}); seed {m['seed']}.",
         "",
         "| method | accuracy | precision (macro) | recall (macro) | paper (MNIST) |",
