@@ -22,6 +22,7 @@ examples:
   medcl demo --quick                      # 2-3 minutes on a laptop CPU
   medcl demo --out runs/demo              # random vs SimCLR vs UFC, 4 label fractions, 3 seeds
   medcl run my.yaml run.seeds=[0] pretrain.epochs=100
+  medcl stratify stratify-mnist           # a config shipped with medcl, by name
   medcl features my.yaml --run runs/a     # then: cluster, pretrain, finetune, evaluate
   medcl pretrain --run runs/a method=ufc seed=0
 
@@ -111,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         "linear probe). Writes config.yaml, assignments.csv, prototypes.npy, metrics.json/.md "
         "and report.html into the run directory; rerun the same command to resume.",
         epilog="examples:\n"
-        "  medcl stratify medcl/configs/stratify-mnist.yaml --out runs/mnist\n"
-        "  medcl stratify medcl/configs/stratify-mnist.yaml warmup.epochs=10 cluster.k=10\n"
+        "  medcl stratify stratify-mnist --out runs/mnist        # the packaged MNIST config\n"
+        "  medcl stratify stratify-mnist warmup.epochs=10 cluster.k=10\n"
         "  medcl stratify assign --run runs/mnist a.png b.png [--csv out.csv]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -128,10 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _packaged_config(name: str) -> str | None:
+    """Path of a config shipped with medcl (``medcl/configs/NAME.yaml``), if there is one."""
+    from importlib import resources
+
+    candidate = resources.files("medcl").joinpath(f"configs/{name}.yaml")
+    return str(candidate) if "/" not in name and candidate.is_file() else None
+
+
 def _split_args(items: list[str]) -> tuple[str | None, list[str]]:
+    """A config file (a path, or the name of a packaged config) and key=value overrides."""
     config = None
     overrides = []
     for item in items:
+        if "=" not in item and not Path(item).exists() and _packaged_config(item):
+            item = _packaged_config(item) or item
         if "=" not in item and (item.endswith((".yaml", ".yml")) or Path(item).exists()):
             if config is not None:
                 raise MedclError(f"Two config files given ('{config}' and '{item}'); give one.")
@@ -192,7 +204,10 @@ def _run_and_print(cfg, out) -> int:
 def _cmd_run(args) -> int:
     from medcl.config import load_config
 
-    cfg = load_config(args.config, args.overrides)
+    config = args.config
+    if not Path(config).exists():
+        config = _packaged_config(config) or config
+    cfg = load_config(config, args.overrides)
     out = args.out or str(Path("runs") / Path(args.config).stem)
     return _run_and_print(cfg, out)
 

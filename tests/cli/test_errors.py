@@ -101,3 +101,12 @@ def _cfg(tmp_path, images):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"data:\n  images: {images}\n")
     return cfg
+
+
+def test_packaged_config_by_name(capsys):
+    from medcl.cli import _split_args
+
+    config, overrides = _split_args(["demo", "run.seeds=[0]"])
+    assert config is not None and config.endswith("configs/demo.yaml")
+    assert overrides == ["run.seeds=[0]"]
+    _fails(capsys, ["run", "no-such-config"], "no-such-config", "does not exist")
