@@ -60,7 +60,10 @@ class WarmupConfig(_Section):
 
 
 class StratifyClusterConfig(_Section):
-    k: int | None = Field(None, ge=2, description="fixed k; null = elbow of the KMeans curve")
+    method: Literal["kmeans", "ward"] = Field(
+        "kmeans", description="kmeans (the paper) or ward (medcl.cluster.WardClustering)"
+    )
+    k: int | None = Field(None, ge=2, description="fixed k; null = elbow of the method's curve")
     k_min: int = Field(2, ge=2)
     k_max: int = Field(20, ge=2)
     normalize: bool = Field(True, description="cluster L2-normalised latents (cosine geometry)")

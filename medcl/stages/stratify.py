@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medcl.cluster import KMeansClustering, WardClustering, knee_point, within_cluster_distance
 from medcl.errors import MedclError
 from medcl.models import ConditionalDecoder, ContrastiveAutoencoder, soft_assign
 from medcl.rundir import RunDir, atomic_torch_save, atomic_write_text
@@ -169,12 +170,29 @@ def update_prototypes(h: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (weights.T @ np.asarray(h, np.float64)) / np.where(total > 0, total, 1.0)[:, None]
 
 
-def choose_k(z: np.ndarray, cfg: StratifyConfig) -> tuple[int, dict]:
-    """k from the knee of the KMeans within-cluster distance curve (or ``cluster.k``)."""
-    from medcl.cluster import KMeansClustering, knee_point, within_cluster_distance
+def cluster_latents(z: np.ndarray, cfg: StratifyConfig) -> tuple[np.ndarray, int, dict]:
+    """Labels of the training latents, k, and the elbow curve it came from.
+
+    ``cluster.method=kmeans`` (the paper): k at the knee of the KMeans within-cluster distance
+    curve (one KMeans per k), then KMeans with that k. ``ward``: one Ward tree gives the curve
+    and the labels for every k (:class:`medcl.cluster.WardClustering`, the same as UFC's).
+    """
 
     c = cfg.cluster
     ks = list(range(c.k_min, min(c.k_max, len(z) - 1) + 1))
+    if c.method == "ward":
+        ward = WardClustering(n_clusters=c.k, k_range=(ks[0], ks[-1])).fit(z)
+        curve = (
+            ward.curve_
+            if ward.curve_ is not None
+            else [within_cluster_distance(z, ward.labels_for(k)) for k in ks]
+        )
+        elbow = knee_point(ks, curve)
+        return (
+            ward.labels_,
+            int(ward.n_clusters_),
+            {"k_values": ks, "curve": [float(v) for v in curve], "elbow_k": elbow},
+        )
     curve = [
         within_cluster_distance(
             z, KMeansClustering(k, random_state=cfg.run.seed, n_init=2).fit(z).labels_
@@ -182,7 +200,8 @@ def choose_k(z: np.ndarray, cfg: StratifyConfig) -> tuple[int, dict]:
         for k in ks
     ]
     elbow = knee_point(ks, curve) if len(ks) > 0 else c.k_min
-    return (c.k if c.k is not None else elbow), {"k_values": ks, "curve": curve, "elbow_k": elbow}
+    km = KMeansClustering(c.k or elbow, random_state=cfg.run.seed, n_init=5).fit(z)
+    return km.labels_, int(km.n_clusters_), {"k_values": ks, "curve": curve, "elbow_k": elbow}
 
 
 def train_decoder(cfg, run: RunDir, model, x, prototypes: np.ndarray, fabric):
@@ -310,17 +329,19 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
     t0 = time.perf_counter()
     h_all = encode(model.encoder, x_all, device)
     z_all = _normalize(h_all) if cfg.cluster.normalize else h_all
-    k, elbow = choose_k(z_all[tr], cfg)
-    from medcl.cluster import KMeansClustering
-
-    km = KMeansClustering(k, random_state=cfg.run.seed, n_init=5).fit(z_all[tr])
-    k = km.n_clusters_
-    prototypes = update_prototypes(z_all[tr], np.eye(k)[km.labels_]).astype(np.float32)
+    train_labels, k, elbow = cluster_latents(z_all[tr], cfg)
+    prototypes = update_prototypes(z_all[tr], np.eye(k)[train_labels]).astype(np.float32)
     from medcl.rundir import atomic_save_npy
 
     atomic_save_npy(run.file("prototypes.npy"), prototypes)
     run.write_json(
-        "cluster.json", {**elbow, "k": int(k), "sizes": np.bincount(km.labels_).tolist()}
+        "cluster.json",
+        {
+            **elbow,
+            "method": cfg.cluster.method,
+            "k": int(k),
+            "sizes": np.bincount(train_labels).tolist(),
+        },
     )
     seconds["cluster"] = time.perf_counter() - t0
     say(f"cluster: k = {k} prototypes" + (" (elbow)" if cfg.cluster.k is None else ""))

@@ -195,3 +195,22 @@ def test_config_errors():
         load_stratify_config(overrides=["warmup.epoch=3"])
     with pytest.raises(MedclError, match="medmnist_path"):
         load_stratify_config(overrides=["data.dataset=medmnist"])
+
+
+@pytest.mark.parametrize("method", ["kmeans", "ward"])
+def test_cluster_latents_finds_blobs_with_either_method(method):
+    from sklearn.metrics import adjusted_rand_score
+
+    from medcl.stages.stratify import cluster_latents
+    from medcl.stratify_config import load_stratify_config
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 8)) * 10
+    truth = np.repeat(np.arange(4), 50)
+    z = centres[truth] + rng.normal(size=(200, 8))
+    cfg = load_stratify_config(None, [f"cluster.method={method}", "cluster.k_max=10"])
+    labels, k, elbow = cluster_latents(z, cfg)
+    assert k == 4 and elbow["elbow_k"] == 4 and len(elbow["curve"]) == 9
+    assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
+    fixed = load_stratify_config(None, [f"cluster.method={method}", "cluster.k=6"])
+    assert cluster_latents(z, fixed)[1] == 6
