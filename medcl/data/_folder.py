@@ -295,8 +295,8 @@ def _convert_channels(data: np.ndarray, channels: int, path: Path) -> np.ndarray
     if have == 3 and channels == 1:
         return np.einsum("schw,c->shw", data, _LUMINANCE)[:, None].astype(np.float32)
     raise MedclError(
-        f"Image '{path}' has {have} channels and cannot be converted to {channels}; set "
-        f"data.channels to {have} or convert the file."
+        f"Image '{path}' has {have} channels and cannot be converted to {channels}; convert "
+        f"the file (or, loading a folder, set data.channels to {have})."
     )
 
 

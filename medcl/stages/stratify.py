@@ -170,6 +170,12 @@ def update_prototypes(h: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (weights.T @ np.asarray(h, np.float64)) / np.where(total > 0, total, 1.0)[:, None]
 
 
+def nearest_prototypes(z: np.ndarray, prototypes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's stratum (the most cosine-similar prototype) and its distance to every one."""
+    clusters = (_normalize(z) @ _normalize(prototypes).T).argmax(1)
+    return clusters, np.linalg.norm(z[:, None, :] - prototypes[None], axis=-1)
+
+
 def cluster_latents(z: np.ndarray, cfg: StratifyConfig) -> tuple[np.ndarray, int, dict]:
     """Labels of the training latents, k, and the elbow curve it came from.
 
@@ -258,27 +264,34 @@ def decode_prototypes(dec, k: int, latent_dim: int, device) -> np.ndarray:
 # --------------------------------------------------------------------------- baselines
 
 
-def train_supervised_cnn(cfg, x, y, device, epochs: int) -> nn.Sequential:
+def train_supervised_cnn(cfg, x, y, fabric, epochs: int) -> nn.Sequential:
     """The supervised baseline: the same encoder + a linear head, from scratch (Adam)."""
     from medcl.models import ConvEncoder
 
     m = cfg.model
     torch.manual_seed(cfg.run.seed + 2)
     enc = ConvEncoder(x.shape[1], tuple(x.shape[2:]), m.widths, m.latent_dim)
-    net = nn.Sequential(enc, nn.GELU(), nn.Linear(m.latent_dim, int(y.max()) + 1)).to(device)
+    net = nn.Sequential(enc, nn.GELU(), nn.Linear(m.latent_dim, int(y.max()) + 1))
     opt = torch.optim.Adam(net.parameters(), lr=cfg.evaluate.baseline_lr)
     yt = torch.from_numpy(y)
-    rng = np.random.default_rng(cfg.run.seed + 2)
-    from medcl.train import batches
 
-    for _ in range(epochs):
-        net.train()
-        for idx in batches(len(x), min(128, len(x)), rng):
-            t = torch.from_numpy(idx)
-            loss = F.cross_entropy(net(x[t].to(device)), yt[t].to(device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    def step_loss(idx: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(idx)
+        return F.cross_entropy(net(fabric.to_device(x[t])), fabric.to_device(yt[t]))
+
+    train_loop(
+        fabric=fabric,
+        module=net,
+        step_loss=step_loss,
+        n_items=len(x),
+        epochs=epochs,
+        batch_size=min(128, len(x)),
+        lr=cfg.evaluate.baseline_lr,
+        seed=cfg.run.seed + 2,
+        desc="supervised CNN baseline",
+        optimizer=opt,
+        lr_fn=lambda step, total: cfg.evaluate.baseline_lr,
+    )
     return net.eval()
 
 
@@ -363,9 +376,7 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
 
     # assignments of every image: cluster = nearest prototype by cosine
     protos_t = torch.from_numpy(prototypes)
-    cos = (F.normalize(torch.from_numpy(z_all), dim=-1) @ F.normalize(protos_t, dim=-1).T).numpy()
-    clusters = cos.argmax(1)
-    dist = np.linalg.norm(z_all[:, None, :] - prototypes[None], axis=-1)
+    clusters, dist = nearest_prototypes(z_all, prototypes)
     keep = data.split != ""  # images left out by data.max_train are not part of the run
     _write_assignments(
         run.file("assignments.csv"), data.ids[keep], data.split[keep], clusters[keep], dist[keep]
@@ -402,7 +413,7 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
         perm = torch.randperm(len(a), generator=torch.Generator().manual_seed(0))
         mse_shuffled = float(F.mse_loss(dec(r, a[perm]), xt))
     if cfg.evaluate.baselines:
-        net = train_supervised_cnn(cfg, x_tr, y_tr, device, cfg.evaluate.baseline_epochs)
+        net = train_supervised_cnn(cfg, x_tr, y_tr, fabric, cfg.evaluate.baseline_epochs)
         with torch.no_grad():
             pred = torch.cat(
                 [
@@ -495,6 +506,7 @@ def _write_assignments(path: Path, ids, split, clusters, dist) -> None:
 def assign(run_dir: str | Path, paths: list[str], out: str | Path | None = None) -> list[dict]:
     """Assign image files to the strata of a finished run; writes ``out`` (CSV) if given."""
     from medcl.data import read_image
+    from medcl.data._folder import _convert_channels, _resize_images
     from medcl.stratify_config import StratifyConfig
 
     run = Path(run_dir)
@@ -517,44 +529,28 @@ def assign(run_dir: str | Path, paths: list[str], out: str | Path | None = None)
         images.append(img)
     channels = int(state["channels"])
     image_size = (int(state["image_size"][0]), int(state["image_size"][1]))
-    x = np.stack(
-        [_fit_image(im, channels, image_size, p) for im, p in zip(images, paths, strict=True)]
+    # The folder loader's conversions: grey <-> RGB (luminance weights), antialiased resize.
+    x = np.concatenate(
+        [
+            _resize_images(_convert_channels(im[None], channels, Path(p)), image_size)
+            for im, p in zip(images, paths, strict=True)
+        ]
     )
     model = build_model(cfg, channels, image_size)
     model.load_state_dict(state["model"])
     h = encode(model.encoder, torch.from_numpy(x), torch.device("cpu"))
     z = _normalize(h) if cfg.cluster.normalize else h
-    cos = _normalize(z) @ _normalize(prototypes).T
-    dist = np.linalg.norm(z[:, None] - prototypes[None], axis=-1)
+    clusters, dist = nearest_prototypes(z, prototypes)
     rows = [
         {"path": str(p), "cluster": int(c), "distance": float(dd[c])}
-        for p, c, dd in zip(paths, cos.argmax(1), dist, strict=True)
+        for p, c, dd in zip(paths, clusters, dist, strict=True)
     ]
     if out is not None:
         _write_assignments(
             Path(out),
             np.array(paths, dtype=object),
             np.full(len(paths), "new"),
-            cos.argmax(1),
+            clusters,
             dist,
         )
     return rows
-
-
-def _fit_image(img: np.ndarray, channels: int, size: tuple[int, int], path: str) -> np.ndarray:
-    """Match a read image to the model's channels and size (grey <-> RGB, bilinear resize)."""
-    if img.shape[0] != channels:
-        if channels == 1:
-            img = img.mean(0, keepdims=True)
-        elif img.shape[0] == 1:
-            img = np.repeat(img, channels, 0)
-        else:
-            raise MedclError(
-                f"Image '{path}' has {img.shape[0]} channels; the model takes {channels}."
-            )
-    if tuple(img.shape[1:]) != tuple(size):
-        t = torch.from_numpy(np.ascontiguousarray(img))[None]
-        img = F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)[
-            0
-        ].numpy()
-    return img.astype(np.float32)

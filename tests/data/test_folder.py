@@ -291,3 +291,11 @@ def test_cache_memmaps_large_arrays_and_tracks_file_changes(tmp_path, monkeypatc
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # file changed
     with pytest.raises(AssertionError, match="decoded although"):
         load_folder(tmp_path / "img", image_size=(4, 4), cache_dir=tmp_path / "c")
+
+
+def test_channel_conversion_error_names_the_file(tmp_path):
+    from medcl.data._folder import _convert_channels
+
+    with pytest.raises(MedclError) as e:
+        _convert_channels(np.zeros((1, 4, 8, 8), np.float32), 3, tmp_path / "odd.tif")
+    assert "odd.tif" in str(e.value) and "4 channels" in str(e.value)

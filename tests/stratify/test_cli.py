@@ -65,6 +65,17 @@ def test_stratify_end_to_end_resume_and_assign(tmp_path, capsys):
     assert "digit.png" in line and "cluster" in line
     assert (tmp_path / "a.csv").is_file()
 
+    # An RGB file of the same digit is converted like folder images (luminance, whose weights
+    # sum to 1), so it lands in the same stratum at the same distance.
+    grey = np.asarray(Image.open(img))
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "digit_rgb.png")
+    assert (
+        main(["stratify", "assign", "--run", str(out), str(img), str(tmp_path / "digit_rgb.png")])
+        == 0
+    )
+    first, second = capsys.readouterr().out.strip().splitlines()
+    assert first.split("\t")[1:] == second.split("\t")[1:]
+
 
 def test_stratify_errors_are_one_sentence(tmp_path, capsys):
     assert main(["stratify", "warmup.epoch=3", "--out", str(tmp_path / "r")]) == 2
