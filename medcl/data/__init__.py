@@ -4,13 +4,17 @@ from medcl.data._augment import PairedAugment, TwoViews
 from medcl.data._builtin import BUILTIN_DATASETS, load_brain_aal, load_builtin
 from medcl.data._folder import load_folder
 from medcl.data._imageset import ImageSet
+from medcl.data._intensity import standardize
+from medcl.data._isic import load_isic2017
 from medcl.data._medmnist import load_medmnist
+from medcl.data._mmwhs import MMWHS_CLASSES, load_mmwhs
 from medcl.data._mnist import LabelledImageSet, load_mnist5k, stratified_split
 from medcl.data._readers import READERS, SUPPORTED_SUFFIXES, read_image, read_mask, read_volume
-from medcl.data._splits import assign_splits, label_subset
+from medcl.data._splits import assign_splits, kfold_splits, label_subset
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "MMWHS_CLASSES",
     "READERS",
     "SUPPORTED_SUFFIXES",
     "ImageSet",
@@ -18,14 +22,18 @@ __all__ = [
     "PairedAugment",
     "TwoViews",
     "assign_splits",
+    "kfold_splits",
     "label_subset",
     "load_brain_aal",
     "load_builtin",
     "load_folder",
+    "load_isic2017",
     "load_medmnist",
+    "load_mmwhs",
     "load_mnist5k",
     "read_image",
     "read_mask",
     "read_volume",
+    "standardize",
     "stratified_split",
 ]

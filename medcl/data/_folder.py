@@ -43,7 +43,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +110,34 @@ def load_folder(
         "channels": channels,
         "volume_axis": volume_axis,
     }
+    return decode_cached(
+        lambda: _decode(pairs, values, class_names, size, channels, volume_axis),
+        pairs,
+        settings,
+        cache_dir,
+        mmap_threshold,
+    )
+
+
+def decode_cached(
+    decode: Callable[[], ImageSet],
+    pairs: list[tuple[Path, Path | None]],
+    settings: dict[str, Any],
+    cache_dir: str | os.PathLike | None,
+    mmap_threshold: int = MMAP_THRESHOLD,
+) -> ImageSet:
+    """``decode()``, or its result cached under ``cache_dir`` for these files and settings.
+
+    Shared by every loader that reads files (:func:`load_folder`, the ISIC 2017 and MMWHS
+    layouts); ``settings`` must name everything besides the files that changes the result.
+    The cache holds no split, so loaders set ``split`` after this call.
+    """
     cache = _Cache(cache_dir, pairs, settings, mmap_threshold) if cache_dir is not None else None
     if cache is not None:
         cached = cache.load()
         if cached is not None:
             return cached
-    imageset = _decode(pairs, values, class_names, size, channels, volume_axis)
+    imageset = decode()
     if cache is not None:
         cache.save(imageset)
     return imageset

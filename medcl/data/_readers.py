@@ -159,6 +159,13 @@ class ImageReader:
         data, meta = self._checked_load(path, axis, labels=False, what="image")
         return self._scale(data, meta), meta
 
+    def read_raw(self, path: PathLike, axis: int = 2) -> tuple[np.ndarray, dict[str, Any]]:
+        """Stored values of ``path`` as ``(S, C, H, W)``, not scaled, and metadata.
+
+        For loaders that scale intensities themselves, e.g. after cropping a volume.
+        """
+        return self._checked_load(path, axis, labels=False, what="image")
+
     def read_labels(self, path: PathLike, axis: int = 2) -> tuple[np.ndarray, dict[str, Any]]:
         """Stored label values of ``path`` as ``(S, H, W)`` int64, and metadata."""
         data, meta = self._checked_load(path, axis, labels=True, what="mask")

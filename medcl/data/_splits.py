@@ -12,6 +12,9 @@ Rules for tiny sets: with one group everything is train; with two or more groups
 ``val_fraction > 0``, val gets at least one; train always keeps at least one group (val gives
 way first, then test).
 
+:func:`kfold_splits` deals the volumes into K parts instead, for cross-validation (test on
+one part, validate on the next, train on the rest).
+
 Label fractions (:func:`label_subset`) come from one seeded permutation of the training images
 that have masks, of which a prefix is taken; for the same seed the 5% subset is therefore
 inside the 10% subset, which is inside the 20% subset, so results across fractions differ
@@ -34,7 +37,7 @@ import numpy as np
 from medcl.data._imageset import ImageSet
 from medcl.errors import MedclError
 
-__all__ = ["SPLITS", "assign_splits", "label_subset"]
+__all__ = ["SPLITS", "assign_splits", "kfold_splits", "label_subset"]
 
 SPLITS = ("train", "val", "test")
 
@@ -73,14 +76,8 @@ def assign_splits(
             "nothing to train on; make their sum smaller than 1."
         )
     n = len(imageset)
-    group_of = np.empty(n, dtype=np.int64)
-    keys: dict[tuple[str, object], int] = {}
-    for i, vol in enumerate(imageset.volume_ids):
-        key = ("volume", vol) if vol != "" else ("image", i)
-        group_of[i] = keys.setdefault(key, len(keys))
-    n_groups = len(keys)
-    labeled = np.zeros(n_groups, dtype=bool)
-    np.logical_or.at(labeled, group_of, np.asarray(imageset.has_mask, dtype=bool))
+    group_of, labeled = _groups(imageset)
+    n_groups = len(labeled)
 
     # Shuffle each stratum, then interleave them by relative rank so that every prefix of
     # the order holds labeled and unlabeled groups in the overall proportion.
@@ -97,6 +94,67 @@ def assign_splits(
     group_split[order[n_test : n_test + n_val]] = "val"
     group_split[order[n_test + n_val :]] = "train"
     imageset.split = group_split[group_of] if n else np.array([], dtype=object)
+    return imageset
+
+
+def _groups(imageset: ImageSet) -> tuple[np.ndarray, np.ndarray]:
+    """``(group_of, labeled)``: each image's group index, and whether a group has a mask.
+
+    A group is a volume (all its slices), or a single 2D image; groups are numbered in order
+    of first appearance.
+    """
+    group_of = np.empty(len(imageset), dtype=np.int64)
+    keys: dict[tuple[str, object], int] = {}
+    for i, vol in enumerate(imageset.volume_ids):
+        key = ("volume", vol) if vol != "" else ("image", i)
+        group_of[i] = keys.setdefault(key, len(keys))
+    labeled = np.zeros(len(keys), dtype=bool)
+    np.logical_or.at(labeled, group_of, np.asarray(imageset.has_mask, dtype=bool))
+    return group_of, labeled
+
+
+def kfold_splits(imageset: ImageSet, folds: int, fold: int, seed: int = 0) -> ImageSet:
+    """Set ``imageset.split`` for fold ``fold`` of a ``folds``-fold cross-validation over volumes.
+
+    The groups that hold a mask (volumes, or single 2D images) are shuffled with ``seed`` and
+    dealt in turn into ``folds`` parts, so part sizes differ by at most one. Fold ``f`` tests
+    on part ``f``, validates on part ``(f + 1) % folds`` and trains on the others; over all
+    folds every labelled volume is tested exactly once, and the parts do not depend on
+    ``fold``. Groups without any mask cannot be scored, so they always train. With 20 MMWHS
+    volumes and 4 folds this is the protocol's 2:1:1 (10 train, 5 val, 5 test volumes).
+
+    Args:
+        imageset: the images to split (changed in place and returned).
+        folds: the number of folds, at least 3 (test, val and train each need a part).
+        fold: which fold, in ``0..folds-1``.
+        seed: seed of the shuffle (``data.split_seed``); the same for every fold of a study.
+
+    Example::
+
+        >>> for f in range(4):
+        ...     kfold_splits(ds, folds=4, fold=f, seed=0)   # train, evaluate, average
+    """
+    if isinstance(folds, bool) or not isinstance(folds, int | np.integer) or folds < 3:
+        raise MedclError(
+            f"data.folds is {folds}; cross-validation needs at least 3 folds (one part each "
+            "for test and val, the rest to train), e.g. 4."
+        )
+    if isinstance(fold, bool) or not isinstance(fold, int | np.integer) or not 0 <= fold < folds:
+        raise MedclError(f"data.fold is {fold}; with data.folds={folds} use 0 to {folds - 1}.")
+    group_of, labeled = _groups(imageset)
+    candidates = np.flatnonzero(labeled)
+    if len(candidates) < folds:
+        raise MedclError(
+            f"data.folds={folds} needs at least {folds} volumes (or 2D images) with masks, "
+            f"but there are {len(candidates)}; use fewer folds or add data."
+        )
+    part = np.full(len(labeled), -1, dtype=np.int64)  # -1: no mask, always train
+    order = candidates[np.random.default_rng(seed).permutation(len(candidates))]
+    part[order] = np.arange(len(order)) % folds
+    group_split = np.full(len(labeled), "train", dtype=object)
+    group_split[part == fold] = "test"
+    group_split[part == (fold + 1) % folds] = "val"
+    imageset.split = group_split[group_of]
     return imageset
 
 

@@ -12,7 +12,16 @@ import numpy as np
 import torch
 
 from medcl.config import Config
-from medcl.data import ImageSet, assign_splits, load_builtin, load_folder
+from medcl.data import (
+    ImageSet,
+    assign_splits,
+    kfold_splits,
+    load_builtin,
+    load_folder,
+    load_isic2017,
+    load_mmwhs,
+    standardize,
+)
 from medcl.errors import MedclError
 from medcl.models import UNetEncoder
 from medcl.rundir import RunDir
@@ -33,9 +42,16 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
             f"with {len(cfg.model.channels)} levels (model.channels); e.g. "
             f"[{d.image_size[0] // factor * factor or factor}, {d.image_size[1] // factor * factor or factor}]."
         )
-    if d.dataset:
-        if d.images:
-            raise MedclError("Set either data.dataset (built-in) or data.images, not both.")
+    _check_data_keys(cfg)
+    size = (d.image_size[0], d.image_size[1])
+    if d.layout == "isic2017":
+        assert d.root is not None  # checked above
+        channels = d.channels or 3
+        data = load_isic2017(d.root, size, d.extra_images, channels, cache_dir=cache_dir)
+    elif d.layout == "mmwhs":
+        assert d.root is not None
+        data = load_mmwhs(d.root, size, volume_axis=d.volume_axis, cache_dir=cache_dir)
+    elif d.dataset:
         data = load_builtin(d.dataset, d.image_size)
     elif d.images:
         data = load_folder(
@@ -49,11 +65,16 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
             volume_axis=d.volume_axis,
             cache_dir=cache_dir,
         )
-        data = assign_splits(data, d.val_fraction, d.test_fraction, d.split_seed, d.split_csv)
     else:
         raise MedclError(
             "No data given: set data.dataset=brain-aal or data.images=FOLDER (and data.masks)."
         )
+    if d.folds is not None:
+        data = kfold_splits(data, d.folds, d.fold, d.split_seed)
+    elif d.layout != "isic2017" and not d.dataset:  # those come with their split
+        data = assign_splits(data, d.val_fraction, d.test_fraction, d.split_seed, d.split_csv)
+    if d.normalize == "zscore":
+        data.images = standardize(data.images)
     for split in ("train", "val", "test"):
         if len(data.indices(split)) == 0:
             raise MedclError(
@@ -64,6 +85,41 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
         if not data.has_mask[data.indices(split)].any():
             raise MedclError(f"No image of the {split} split has a mask; Dice needs masks there.")
     return data
+
+
+def _check_data_keys(cfg: Config) -> None:
+    """Keys that contradict each other, before any file is read."""
+    d = cfg.data
+    if d.layout == "folder":
+        if d.dataset and d.images:
+            raise MedclError("Set either data.dataset (built-in) or data.images, not both.")
+        if d.root or d.extra_images:
+            key = "data.root" if d.root else "data.extra_images"
+            raise MedclError(
+                f"{key} is for data.layout isic2017 or mmwhs; with data.layout=folder give "
+                "data.images (and data.masks), or set data.layout."
+            )
+    else:
+        if d.root is None:
+            raise MedclError(
+                f"data.layout={d.layout} needs data.root, the folder holding the data set "
+                f"(e.g. data.root=/path/to/{'ISIC2017' if d.layout == 'isic2017' else 'ct_train'})."
+            )
+        if d.dataset or d.images or d.masks:
+            raise MedclError(
+                f"data.layout={d.layout} reads data.root; leave data.dataset, data.images and "
+                "data.masks unset."
+            )
+        if d.layout == "mmwhs" and d.extra_images:
+            raise MedclError("data.extra_images is for data.layout=isic2017, not mmwhs.")
+    fixed = "isic2017" if d.layout == "isic2017" else d.dataset
+    if d.folds is not None and fixed:
+        raise MedclError(
+            f"data.folds is set but the {fixed} data set comes with its own split; unset "
+            "data.folds."
+        )
+    if d.folds is not None and d.split_csv:
+        raise MedclError("Set either data.folds (cross-validation) or data.split_csv, not both.")
 
 
 def check_against_data(cfg: Config, data: ImageSet) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medcl.data._imageset import ImageSet
-from medcl.data._splits import _split_counts, assign_splits, label_subset
+from medcl.data._splits import _split_counts, assign_splits, kfold_splits, label_subset
 from medcl.errors import MedclError
 
 
@@ -166,3 +166,67 @@ def test_label_fraction_outside_range(fraction):
 def test_label_subset_without_masks():
     with pytest.raises(MedclError, match="No training image has a mask"):
         label_subset(np.arange(4), np.zeros(4, bool), 0.5, 0)
+
+
+# ----------------------------------------------------------------------------- k-fold
+
+
+def test_kfold_mmwhs_protocol_20_volumes_4_folds_is_2_1_1():
+    ds = make_set(volumes(20, slices=3))
+    tested, validated = [], []
+    for fold in range(4):
+        kfold_splits(ds, folds=4, fold=fold, seed=0)
+        vols = {s: set(ds.volume_ids[ds.split == s]) for s in ("train", "val", "test")}
+        assert [len(vols[s]) for s in ("train", "val", "test")] == [10, 5, 5]
+        for vol in set(ds.volume_ids):  # whole volumes, each in one split
+            assert len(set(ds.split[ds.volume_ids == vol])) == 1
+        tested += vols["test"]
+        validated += vols["val"]
+    # every volume is tested exactly once and validated exactly once over the folds
+    assert sorted(tested) == sorted(validated) == sorted(set(ds.volume_ids))
+
+
+def test_kfold_val_part_is_the_next_folds_test_part():
+    ds = make_set(volumes(9))
+    tests = [set(kfold_splits(ds, 3, f, seed=5).volume_ids[ds.split == "test"]) for f in range(3)]
+    for f in range(3):
+        kfold_splits(ds, 3, f, seed=5)
+        assert set(ds.volume_ids[ds.split == "val"]) == tests[(f + 1) % 3]
+
+
+def test_kfold_deterministic_per_seed_and_uneven_parts():
+    a = kfold_splits(make_set(volumes(10)), 4, 1, seed=3).split.copy()
+    b = kfold_splits(make_set(volumes(10)), 4, 1, seed=3).split.copy()
+    c = kfold_splits(make_set(volumes(10)), 4, 1, seed=4).split.copy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    # 10 volumes dealt into 4 parts: sizes 3, 3, 2, 2
+    sizes = []
+    for fold in range(4):
+        ds = kfold_splits(make_set(volumes(10)), 4, fold, seed=3)
+        sizes.append(len(set(ds.volume_ids[ds.split == "test"])))
+    assert sorted(sizes) == [2, 2, 3, 3]
+
+
+def test_kfold_unlabelled_volumes_always_train_and_2d_images_are_groups():
+    vols = volumes(6, slices=2)
+    has_mask = [v not in ("vol4", "vol5") for v in vols]
+    for fold in range(4):
+        ds = kfold_splits(make_set(vols, has_mask=has_mask), 4, fold, seed=0)
+        assert (ds.split[~ds.has_mask] == "train").all()
+    ds = kfold_splits(make_set([""] * 8), 4, 0, seed=0)
+    assert [(ds.split == s).sum() for s in ("train", "val", "test")] == [4, 2, 2]
+
+
+@pytest.mark.parametrize(
+    "folds, fold, n, message",
+    [
+        (2, 0, 10, "data.folds is 2; cross-validation needs at least 3 folds"),
+        (4, 4, 10, "data.fold is 4; with data.folds=4 use 0 to 3"),
+        (4, -1, 10, "data.fold is -1"),
+        (4, 0, 3, "data.folds=4 needs at least 4 volumes .* but there are 3"),
+    ],
+)
+def test_kfold_bad_arguments(folds, fold, n, message):
+    with pytest.raises(MedclError, match=message):
+        kfold_splits(make_set(volumes(n)), folds, fold, seed=0)
