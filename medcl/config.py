@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from medcl.errors import MedclError
 
@@ -23,6 +30,18 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
+    layout: Literal["folder", "isic2017", "mmwhs"] = Field(
+        "folder",
+        description="folder: data.dataset or data.images/masks; isic2017, mmwhs: the challenge "
+        "release's own files under data.root",
+    )
+    root: str | None = Field(None, description="the data set's folder for layout isic2017/mmwhs")
+    extra_images: list[str] = Field(
+        [], description="isic2017: folders of unlabeled images added to train for pretraining"
+    )
+    normalize: Literal["unit", "zscore"] = Field(
+        "unit", description="unit: [0, 1] as read; zscore: zero mean, unit variance per image"
+    )
     dataset: str | None = Field(None, description="built-in data set name, e.g. brain-aal")
     images: str | None = Field(None, description="folder (or file) of images or volumes")
     masks: str | None = Field(None, description="folder of masks paired by file name")
@@ -36,6 +55,10 @@ class DataConfig(_Section):
     val_fraction: float = 0.15
     test_fraction: float = 0.2
     split_seed: int = 0
+    folds: int | None = Field(
+        None, ge=3, description="k-fold cross-validation over volumes (test, val, train parts)"
+    )
+    fold: int = Field(0, ge=0, description="which fold when data.folds is set, 0..folds-1")
 
     @field_validator("val_fraction", "test_fraction")
     @classmethod
@@ -43,6 +66,14 @@ class DataConfig(_Section):
         if not 0 <= v < 1:
             raise ValueError("must be in [0, 1)")
         return v
+
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> DataConfig:
+        if self.folds is not None and self.fold >= self.folds:
+            raise ValueError(
+                f"data.fold is {self.fold}; with data.folds={self.folds} use 0 to {self.folds - 1}"
+            )
+        return self
 
 
 class ModelConfig(_Section):
@@ -74,14 +105,22 @@ class PretrainConfig(_Section):
     weight_decay: float = Field(1e-4, ge=0)
     warmup_epochs: int = Field(3, ge=0)
     temperature: float = Field(0.1, gt=0)
-    variant: Literal["ufc", "supcon"] = "ufc"
+    variant: Literal["ufc", "supcon"] = Field("ufc", description="UFC's loss form")
     proj_hidden: int = Field(2048, ge=1)
     proj_out: int = Field(256, ge=1)
     aug_strength: float = Field(1.0, ge=0)
+    moco_momentum: float = Field(0.999, ge=0, le=1, description="MoCo key-encoder momentum")
+    queue_size: int = Field(4096, ge=1, description="MoCo negatives; keep below #train images")
+    byol_momentum: float = Field(0.996, ge=0, le=1, description="BYOL target momentum at start")
+    glcl_partitions: int = Field(4, ge=1, description="GLCL partitions per volume")
+    pcl_threshold: float = Field(0.1, gt=0, le=1, description="PCL positive position gap")
 
 
 class FinetuneConfig(_Section):
     steps: int = Field(200, ge=1, description="optimiser steps, the same for every fraction")
+    epochs: int | None = Field(
+        None, ge=1, description="if set, replaces steps: epochs x ceil(n_labelled / batch_size)"
+    )
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-2, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -93,6 +132,9 @@ class RunConfig(_Section):
     label_fractions: list[float] = [0.05, 0.1, 0.2, 1.0]
     seeds: list[int] = [0, 1, 2]
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
+    devices: int = Field(
+        1, ge=1, description="processes for pretraining; > 1 runs DDP (one per GPU)"
+    )
     precision: str | None = Field(None, description="null = bf16-mixed on GPU, 32-true on CPU")
     num_threads: int | None = None
 
