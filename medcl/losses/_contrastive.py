@@ -34,6 +34,7 @@ def cluster_contrastive_loss(
     labels: Tensor | None = None,
     temperature: float = 0.1,
     variant: str = "ufc",
+    positives: Tensor | None = None,
 ) -> Tensor:
     r"""Contrastive loss whose positives are the features of images sharing a label.
 
@@ -57,6 +58,12 @@ def cluster_contrastive_loss(
         term_i = mean_{j in P(i)} (s_ij - logsumexp_{k != i} s_ik)
         loss   = -mean_i term_i
 
+    Instead of ``labels``, ``positives`` may give the image-level relation directly: a
+    ``(b, b)`` boolean matrix, ``positives[i, j]`` true when images ``i`` and ``j`` are
+    positives of each other (it must be symmetric; the diagonal is taken as true). This covers
+    relations that are not a partition, such as "slices less than 0.1 apart in their volume"
+    (PCL, Zeng et al. 2021). ``labels`` is the special case ``labels[i] == labels[j]``.
+
     ``labels=None`` means every image is its own class (instance discrimination), so ``P(i)``
     is the other views of the same image. Then ``"supcon"`` is exactly SimCLR's NT-Xent
     (Chen et al. 2020; with two views, a cross-entropy over the ``2b - 1`` other rows whose
@@ -79,6 +86,7 @@ def cluster_contrastive_loss(
         features: ``(b, v, d)`` float tensor of projected features, any device and dtype.
         labels: ``(b,)`` integer tensor of class or pseudo-class ids, or ``None`` for
             instance discrimination.
+        positives: ``(b, b)`` boolean matrix of image-level positives, instead of ``labels``.
         temperature: positive temperature ``t`` dividing the cosine similarities.
         variant: ``"ufc"`` (Eq. 2 of UFC) or ``"supcon"`` (SupCon / NT-Xent).
 
@@ -96,21 +104,35 @@ def cluster_contrastive_loss(
             f"features must be 3-D (batch, views, dim), got shape {tuple(features.shape)}"
         )
     b, v, d = features.shape
-    if labels is not None:
-        if labels.dim() != 1 or labels.shape[0] != b:
+    if labels is not None and positives is not None:
+        raise ValueError("give labels or positives, not both")
+    if positives is not None:
+        if positives.shape != (b, b) or positives.dtype != torch.bool:
             raise ValueError(
-                f"labels must have shape ({b},) to match features of shape "
-                f"{tuple(features.shape)}, got shape {tuple(labels.shape)}"
+                f"positives must be a ({b}, {b}) boolean matrix to match features of shape "
+                f"{tuple(features.shape)}, got {positives.dtype} of shape {tuple(positives.shape)}"
             )
-        image_labels = labels.to(features.device)
+        if not bool((positives == positives.T).all()):
+            raise ValueError("positives must be symmetric: i is a positive of j iff j is of i")
+        image_same = positives.to(features.device) | torch.eye(
+            b, dtype=torch.bool, device=features.device
+        )
     else:
-        image_labels = torch.arange(b, device=features.device)
+        if labels is not None:
+            if labels.dim() != 1 or labels.shape[0] != b:
+                raise ValueError(
+                    f"labels must have shape ({b},) to match features of shape "
+                    f"{tuple(features.shape)}, got shape {tuple(labels.shape)}"
+                )
+            image_labels = labels.to(features.device)
+        else:
+            image_labels = torch.arange(b, device=features.device)
+        image_same = image_labels[:, None] == image_labels[None, :]
 
     n = b * v
     z = F.normalize(features.reshape(n, d), dim=-1)
     sim = z @ z.T / temperature
-    row_labels = image_labels.repeat_interleave(v)
-    same = row_labels[:, None] == row_labels[None, :]
+    same = image_same.repeat_interleave(v, dim=0).repeat_interleave(v, dim=1)
     eye = torch.eye(n, dtype=torch.bool, device=features.device)
     pos = same & ~eye
     neg = ~same
@@ -157,9 +179,14 @@ class ClusterContrastiveLoss(nn.Module):
         self.temperature = temperature
         self.variant = variant
 
-    def forward(self, features: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Loss of ``features`` ``(b, v, d)`` given ``labels`` ``(b,)`` or ``None``; a scalar."""
-        return cluster_contrastive_loss(features, labels, self.temperature, self.variant)
+    def forward(
+        self, features: Tensor, labels: Tensor | None = None, positives: Tensor | None = None
+    ) -> Tensor:
+        """Loss of ``features`` ``(b, v, d)`` given ``labels`` ``(b,)``, ``positives``
+        ``(b, b)`` or neither; a scalar."""
+        return cluster_contrastive_loss(
+            features, labels, self.temperature, self.variant, positives=positives
+        )
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, variant={self.variant!r}"
