@@ -9,3 +9,4 @@ class RandomInit:
     name = "random"
     pretrains = False
     uses_pseudo_labels = False
+    needs_volumes = False

@@ -32,9 +32,9 @@ def run_features(run: RunDir, cfg: Config, data: ImageSet, fabric) -> dict:
     )
     t0 = time.perf_counter()
 
-    def step_loss(idx: np.ndarray) -> torch.Tensor:
+    def step_loss(idx: np.ndarray, model: torch.nn.Module) -> torch.Tensor:
         x = to_device(fabric, images, idx)
-        recon, mu, logvar = vae(x)
+        recon, mu, logvar = model(x)
         return vae_loss(recon, x, mu, logvar, beta=beta)[0]
 
     history = train_loop(

@@ -1,4 +1,4 @@
-"""Stage 3: contrastive pretraining of the UNet encoder (method from the registry)."""
+"""Stage 3: pretraining of the UNet encoder by a method from the registry."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import time
 import numpy as np
 import torch
 
-from medcl.config import Config
+from medcl.config import Config, PretrainConfig
 from medcl.data import ImageSet, TwoViews
 from medcl.errors import MedclError
-from medcl.methods import METHODS
+from medcl.methods import METHODS, Batch, PretrainMethod, build_method
 from medcl.rundir import RunDir, atomic_torch_save
 from medcl.stages._common import build_encoder, read_done, require, seed_all, to_device
 from medcl.train import train_loop
@@ -22,17 +22,57 @@ def method_or_error(name: str):
     return METHODS[name]
 
 
+def check_method_applies(name: str, data: ImageSet) -> None:
+    """GLCL and PCL need slices of volumes; refuse them on 2-D images, as the papers do."""
+    if method_or_error(name).needs_volumes and not data.is_volumetric:
+        raise MedclError(
+            f"Method '{name}' needs slices of 3-D volumes (it pairs slices by their position in "
+            "a volume), but this data set is 2-D images; leave it out of run.methods (as the "
+            "UFC paper does on ISIC) or give NIfTI/DICOM volumes."
+        )
+
+
+def method_settings(p: PretrainConfig) -> dict:
+    """Every method's hyperparameters by constructor argument name."""
+    return {
+        "temperature": p.temperature,
+        "proj_hidden": p.proj_hidden,
+        "proj_out": p.proj_out,
+        "variant": p.variant,
+        "momentum": p.moco_momentum,
+        "queue_size": p.queue_size,
+        "base_momentum": p.byol_momentum,
+        "partitions": p.glcl_partitions,
+        "threshold": p.pcl_threshold,
+    }
+
+
 def encoder_path(run: RunDir, method: str, seed: int):
     return run.path / "pretrain" / method / f"seed{seed}" / "encoder.pt"
+
+
+def distribute(model: PretrainMethod, fabric) -> PretrainMethod:
+    """Under DDP, gather features across processes with gradients, and sync BatchNorm on GPUs.
+
+    With the global batch gathered, every process computes the loss of the whole batch; the
+    all-gather's backward sums each process's share and DDP averages, so the gradients equal
+    those of one process on the whole batch (checked by a two-process test).
+    """
+    if fabric.world_size > 1:
+        model.gather = lambda t: fabric.all_gather(t, sync_grads=True).flatten(0, 1)
+        if fabric.device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
 
 
 def run_pretrain(
     run: RunDir, cfg: Config, method_name: str, seed: int, data: ImageSet, fabric
 ) -> dict:
     """Writes ``pretrain/METHOD/seedS/encoder.pt``; nothing for methods that do not pretrain."""
-    method = method_or_error(method_name)
-    if not method.pretrains:
+    method_cls = method_or_error(method_name)
+    if not method_cls.pretrains:
         return {"seconds": 0.0}
+    check_method_applies(method_name, data)
     out = run.path / "pretrain" / method_name / f"seed{seed}"
     done = read_done(out / "done.json")
     if done:
@@ -41,7 +81,7 @@ def run_pretrain(
     train_idx = data.indices("train")
     images = data.images[train_idx]
     labels = None
-    if method.uses_pseudo_labels:
+    if method_cls.uses_pseudo_labels:
         labels = np.load(
             require(run.path / "cluster" / "labels.npy", "Pseudo-labels", "cluster", run)
         )
@@ -51,23 +91,27 @@ def run_pretrain(
                 f"training split has {len(images)}; rerun `medcl features` and `medcl cluster`."
             )
     seed_all(seed)
-    encoder = build_encoder(cfg, data.channels)
-    head = method.build_head(encoder.out_dim, p.proj_hidden, p.proj_out)
-    module = torch.nn.ModuleDict({"encoder": encoder, "head": head})
+    model = build_method(
+        method_name, build_encoder(cfg, data.channels), **method_settings(cfg.pretrain)
+    )
+    model = distribute(model, fabric)
     views = TwoViews(data.image_size, strength=p.aug_strength)
     t0 = time.perf_counter()
     label_t = None if labels is None else torch.as_tensor(labels)
+    positions = torch.as_tensor(data.positions[train_idx], dtype=torch.float32)
 
-    def step_loss(idx: np.ndarray) -> torch.Tensor:
-        v = views(to_device(fabric, images, idx))
-        lab = None if label_t is None else fabric.to_device(label_t[idx])
-        return method.loss(
-            encoder, head, v, lab, p.temperature, p.variant if method.uses_pseudo_labels else None
+    def step_loss(idx: np.ndarray, net: torch.nn.Module) -> torch.Tensor:
+        t = torch.as_tensor(idx)
+        batch = Batch(
+            views=views(to_device(fabric, images, idx)),
+            labels=None if label_t is None else fabric.to_device(label_t[t]),
+            positions=fabric.to_device(positions[t]) if method_cls.needs_volumes else None,
         )
+        return net(batch)
 
     history = train_loop(
         fabric=fabric,
-        module=module,
+        module=model,
         step_loss=step_loss,
         n_items=len(images),
         epochs=p.epochs,
@@ -79,9 +123,12 @@ def run_pretrain(
         checkpoint=out / "checkpoint.pt",
         desc=f"pretrain {method_name} seed {seed}",
         log=lambda **r: run.log(stage="pretrain", method=method_name, seed=seed, **r),
+        on_step_end=model.after_step,
     )
-    atomic_torch_save(encoder.state_dict(), encoder_path(run, method_name, seed))
-    done = {"seconds": round(time.perf_counter() - t0, 2), "loss": history}
-    run.write_json(f"pretrain/{method_name}/seed{seed}/done.json", done)
-    (out / "checkpoint.pt").unlink(missing_ok=True)
-    return done
+    if fabric.is_global_zero:
+        atomic_torch_save(model.encoder.state_dict(), encoder_path(run, method_name, seed))
+        done = {"seconds": round(time.perf_counter() - t0, 2), "loss": history}
+        run.write_json(f"pretrain/{method_name}/seed{seed}/done.json", done)
+        (out / "checkpoint.pt").unlink(missing_ok=True)
+    fabric.barrier()
+    return read_done(out / "done.json") or {}

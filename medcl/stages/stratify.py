@@ -108,11 +108,11 @@ def train_warmup(cfg, run: RunDir, x: torch.Tensor, fabric):
     bs = min(w.batch_size, len(x))
     steps = max(1, len(x) // bs)
 
-    def step_loss(idx: np.ndarray) -> torch.Tensor:
+    def step_loss(idx: np.ndarray, net: torch.nn.Module) -> torch.Tensor:
         xb = x[torch.from_numpy(idx)].to(device)
         with torch.no_grad():
             v = torch.cat([views(xb), views(xb)]).clamp_(0, 1)
-        h, z, rec = model(v)
+        h, z, rec = net(v)
         b = len(idx)
         nt_xent = cluster_contrastive_loss(
             torch.stack([z[:b], z[b:]], 1), None, w.temperature, "supcon"
@@ -222,11 +222,11 @@ def train_decoder(cfg, run: RunDir, model, x, prototypes: np.ndarray, fabric):
     opt = torch.optim.Adam(dec.parameters(), lr=d.lr)
     bs = min(d.batch_size, len(x))
 
-    def step_loss(idx: np.ndarray) -> torch.Tensor:
+    def step_loss(idx: np.ndarray, decoder: torch.nn.Module) -> torch.Tensor:
         xb = x[torch.from_numpy(idx)].to(device)
         with torch.no_grad():
             r, a = residual_and_assignment(model.encoder(xb), protos, cfg.cluster)
-        return F.mse_loss(dec(r, a), xb)
+        return F.mse_loss(decoder(r, a), xb)
 
     train_loop(
         fabric=fabric,
@@ -275,9 +275,9 @@ def train_supervised_cnn(cfg, x, y, fabric, epochs: int) -> nn.Sequential:
     opt = torch.optim.Adam(net.parameters(), lr=cfg.evaluate.baseline_lr)
     yt = torch.from_numpy(y)
 
-    def step_loss(idx: np.ndarray) -> torch.Tensor:
+    def step_loss(idx: np.ndarray, model: torch.nn.Module) -> torch.Tensor:
         t = torch.from_numpy(idx)
-        return F.cross_entropy(net(fabric.to_device(x[t])), fabric.to_device(yt[t]))
+        return F.cross_entropy(model(fabric.to_device(x[t])), fabric.to_device(yt[t]))
 
     train_loop(
         fabric=fabric,

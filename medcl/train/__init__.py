@@ -1,6 +1,6 @@
 """The training loop, schedules, checkpointing and device/precision setup."""
 
-from medcl.train._device import make_fabric, set_threads
+from medcl.train._device import make_fabric, set_threads, single_device
 from medcl.train._lars import LARS, lars_param_groups
 from medcl.train._loop import batches, train_loop
 from medcl.train._schedule import lr_at, warmup_cosine_lr
@@ -12,6 +12,7 @@ __all__ = [
     "lr_at",
     "make_fabric",
     "set_threads",
+    "single_device",
     "train_loop",
     "warmup_cosine_lr",
 ]

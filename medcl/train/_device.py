@@ -14,8 +14,11 @@ import torch
 from medcl.errors import MedclError
 
 
-def make_fabric(device: str = "auto", precision: str | None = None, devices: int | str = 1):
-    """A launched :class:`lightning.fabric.Fabric` for ``device`` ('auto', 'cpu', 'cuda', 'cuda:1', 'mps')."""
+def make_fabric(device: str = "auto", precision: str | None = None, devices: int = 1):
+    """A launched :class:`lightning.fabric.Fabric` for ``device`` ('auto', 'cpu', 'cuda', 'cuda:1', 'mps').
+
+    ``devices > 1`` starts that many processes with DDP (one per GPU; on CPUs, gloo).
+    """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from lightning_fabric import Fabric
 
@@ -36,9 +39,32 @@ def make_fabric(device: str = "auto", precision: str | None = None, devices: int
             accelerator == "auto" and torch.cuda.is_available()
         )
         precision = "bf16-mixed" if on_gpu else "32-true"
-    fabric = Fabric(accelerator=accelerator, devices=index or devices, precision=precision)  # type: ignore[arg-type]
+    strategy: object = "auto"
+    if devices != 1 and index is None:
+        from datetime import timedelta
+
+        from lightning_fabric.strategies import DDPStrategy
+
+        # One process per device, each started by re-running the command (no spawn), and a
+        # long timeout: the other processes wait while rank 0 fine-tunes between pretrainings.
+        strategy = DDPStrategy(timeout=timedelta(hours=24))
+    fabric = Fabric(
+        accelerator=accelerator,
+        devices=index or devices,
+        precision=precision,  # type: ignore[arg-type]
+        strategy=strategy,  # type: ignore[arg-type]
+    )
     fabric.launch()
     return fabric
+
+
+def single_device(fabric, precision: str | None = None):
+    """A one-process Fabric on this process's device: for stages that run on rank 0 only."""
+    if fabric.world_size == 1:
+        return fabric
+    device = fabric.device
+    name = device.type if device.index is None else f"{device.type}:{device.index}"
+    return make_fabric(name, precision)
 
 
 def set_threads(n: int | None) -> None:

@@ -34,7 +34,7 @@ def train_loop(
     *,
     fabric,
     module: nn.Module,
-    step_loss: Callable[[np.ndarray], torch.Tensor],
+    step_loss: Callable[[np.ndarray, nn.Module], torch.Tensor],
     n_items: int,
     epochs: int,
     batch_size: int,
@@ -49,10 +49,14 @@ def train_loop(
     checkpoint_every: int = 1,
     optimizer: torch.optim.Optimizer | None = None,
     lr_fn: Callable[[int, int], float] | None = None,
+    on_step_end: Callable[[int, int], None] | None = None,
 ) -> list[float]:
     """Train ``module`` with AdamW and a warm-up + cosine schedule; return per-epoch losses.
 
-    ``step_loss(indices)`` computes the loss of one batch (it draws views, runs the model).
+    ``step_loss(indices, model)`` computes the loss of one batch (it draws views, runs
+    ``model``: ``module`` as set up by Fabric, so that DDP sees the forward pass).
+    ``on_step_end(step, total)`` runs after each optimiser step (1-based step), e.g. for a
+    momentum encoder.
     After every epoch the model, optimiser, RNG states and history are saved atomically to
     ``checkpoint`` (every ``checkpoint_every`` epochs and after the last one); if that file
     exists, training resumes after the last saved epoch.
@@ -99,16 +103,20 @@ def train_loop(
             for group in optimizer.param_groups:
                 group["lr"] = schedule(step, total)
             with fabric.autocast():  # bf16 on GPUs; a no-op at 32-true (CPU default)
-                loss = step_loss(idx)
+                loss = step_loss(idx, module_f)
             optimizer_f.zero_grad(set_to_none=True)
             fabric.backward(loss)
             optimizer_f.step()
             losses.append(float(loss.detach()))
             step += 1
+            if on_step_end is not None:
+                on_step_end(step, total)
         epoch_loss = float(np.mean(losses)) if losses else float("nan")
+        if fabric.world_size > 1:  # the mean over every process's batches, not rank 0's
+            epoch_loss = float(fabric.all_reduce(torch.tensor(epoch_loss), reduce_op="mean"))
         history.append(epoch_loss)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
-        if log is not None:
+        if log is not None and fabric.is_global_zero:
             log(epoch=epoch, loss=epoch_loss, lr=optimizer.param_groups[0]["lr"])
         if on_epoch_end is not None:
             on_epoch_end(epoch)

@@ -41,11 +41,11 @@ def test_loss_goes_down_and_resume_matches_uninterrupted(tmp_path):
     def fit(model, ckpt, kill_at_step=None):
         calls = []
 
-        def step_loss(idx):
+        def step_loss(idx, net):
             calls.append(1)
             if len(calls) == kill_at_step:
                 raise KeyboardInterrupt  # killed in the middle of epoch 3
-            return ((model(x[idx]).squeeze(1) - y[idx]) ** 2).mean()
+            return ((net(x[idx]).squeeze(1) - y[idx]) ** 2).mean()
 
         return train_loop(
             fabric=fabric,
@@ -86,8 +86,30 @@ def test_checkpoint_every_limits_writes(tmp_path, monkeypatch):
         epochs=10,
         batch_size=8,
         lr=0.1,
-        step_loss=lambda idx: ((model(x[idx]).squeeze(1) - y[idx]) ** 2).mean(),
+        step_loss=lambda idx, net: ((net(x[idx]).squeeze(1) - y[idx]) ** 2).mean(),
         checkpoint=tmp_path / "c.pt",
         checkpoint_every=4,
     )
     assert saved == [3, 7, 9]  # every 4th epoch and the last one
+
+
+def test_on_step_end_sees_every_step_after_the_update():
+    fabric = make_fabric("cpu")
+    x, y, model = _problem()
+    seen = []
+
+    def on_step_end(step, total):
+        seen.append((step, total, model.weight.detach().clone()))
+
+    train_loop(
+        fabric=fabric,
+        module=model,
+        n_items=16,
+        epochs=2,
+        batch_size=8,
+        lr=0.1,
+        step_loss=lambda idx, net: ((net(x[idx]).squeeze(1) - y[idx]) ** 2).mean(),
+        on_step_end=on_step_end,
+    )
+    assert [(s, t) for s, t, _ in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert not torch.equal(seen[0][2], seen[1][2])  # called after the optimiser moved
