@@ -22,6 +22,8 @@ examples:
   medcl demo --quick                      # 2-3 minutes on a laptop CPU
   medcl demo --out runs/demo              # random vs SimCLR vs UFC, 4 label fractions, 3 seeds
   medcl run my.yaml run.seeds=[0] pretrain.epochs=100
+  medcl benchmark benchmark-brain-aal     # 7 methods x 4 fractions x 5 seeds, resumable
+  medcl benchmark isic2017 data.root=/data/ISIC2017
   medcl stratify stratify-mnist           # a config shipped with medcl, by name
   medcl features my.yaml --run runs/a     # then: cluster, pretrain, finetune, evaluate
   medcl pretrain --run runs/a method=ufc seed=0
@@ -87,6 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", metavar="CONFIG.yaml")
     run.add_argument("overrides", nargs="*", metavar="key=value")
     run.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
+
+    bench = sub.add_parser(
+        "benchmark",
+        help="every method x label fraction x seed (x fold): the paper's comparison table",
+        description=(
+            "Pretrain each method once per seed, fine-tune it at every label fraction, and "
+            "write results.json, table.md, table.csv (mean (± std) test Dice %%), "
+            "plots/dice.png and report.html. Defaults: 5 seeds and every method that applies "
+            "to the data (glcl and pcl need 3-D volumes). With data.folds=K the grid runs on "
+            "each of K cross-validation folds. Rerunning the same command resumes: finished "
+            "cells are never recomputed."
+        ),
+    )
+    bench.add_argument("config", metavar="CONFIG.yaml", help="a YAML file or a packaged name")
+    bench.add_argument("overrides", nargs="*", metavar="key=value")
+    bench.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
 
     for name, text in [
         ("features", "stage 1: train the beta-VAE and save the embeddings"),
@@ -190,6 +208,8 @@ def _run_and_print(cfg, out) -> int:
 
     t0 = time.perf_counter()
     results = run_pipeline(cfg, out)
+    if results.get("rank"):  # another DDP process; rank 0 prints the table
+        return 0
     minutes = (time.perf_counter() - t0) / 60
     print(
         f"\nTest Dice % (mean ± std over seeds {cfg.run.seeds}), k = {results['k']} pseudo-classes:\n"
@@ -212,13 +232,40 @@ def _cmd_run(args) -> int:
     return _run_and_print(cfg, out)
 
 
+def _cmd_benchmark(args) -> int:
+    from medcl.evaluate import compare_to_baselines, format_table
+    from medcl.stages.benchmark import benchmark_config, run_benchmark
+
+    config = args.config
+    if not Path(config).exists():
+        config = _packaged_config(config) or config
+    cfg, named = benchmark_config(config, args.overrides)
+    out = args.out or str(Path("runs") / Path(args.config).stem)
+    t0 = time.perf_counter()
+    results = run_benchmark(cfg, out, methods_named=named)
+    if results.get("rank"):  # another DDP process; rank 0 prints the table
+        return 0
+    methods = list(dict.fromkeys(r["method"] for r in results["rows"]))
+    runs = "seeds" + (f" x {results['folds']} folds" if results.get("folds") else "")
+    print(f"\nTest Dice % (mean ± std over {len(cfg.run.seeds)} {runs}):\n")
+    print(format_table(results["rows"], methods))
+    for line in compare_to_baselines(results["rows"]):
+        print(line)
+    minutes = (time.perf_counter() - t0) / 60
+    print(
+        f"Finished in {minutes:.1f} min. Table: {Path(out) / 'table.md'}, report: "
+        f"{Path(out) / 'report.html'}"
+    )
+    return 0
+
+
 def _cmd_stage(args) -> int:
     from medcl.stages._common import check_against_data, load_data
     from medcl.stages.pipeline import prepare
 
     keys = {"pretrain": ("method", "seed"), "finetune": ("method", "fraction", "seed")}
     run, cfg, picked = _stage_config(args.run, args.args, keys.get(args.command, ()))
-    fabric = prepare(run, cfg)
+    fabric = prepare(run, cfg, distributed=args.command == "pretrain")  # DDP pretrains only
     data = load_data(cfg, cache_dir=run.path / "cache")
     check_against_data(cfg, data)
     seed = int(picked.get("seed", cfg.run.seeds[0]))
@@ -240,7 +287,8 @@ def _cmd_stage(args) -> int:
 
         method = picked.get("method", "ufc")
         done = run_pretrain(run, cfg, method, seed, data, fabric)
-        print(f"Pretrained {method} (seed {seed}) in {done['seconds']:.0f} s.")
+        if fabric.is_global_zero:
+            print(f"Pretrained {method} (seed {seed}) in {done['seconds']:.0f} s.")
     elif args.command == "finetune":
         from medcl.config import RunConfig
         from medcl.stages.finetune import run_finetune
@@ -314,7 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    handlers = {"demo": _cmd_demo, "run": _cmd_run, "stratify": _cmd_stratify}
+    handlers = {
+        "demo": _cmd_demo,
+        "run": _cmd_run,
+        "benchmark": _cmd_benchmark,
+        "stratify": _cmd_stratify,
+    }
     try:
         return handlers.get(args.command, _cmd_stage)(args)
     except MedclError as e:

@@ -55,7 +55,10 @@ def compare_to_baselines(
     initialisation for a seed), given as mean ± std over seeds with the number of seeds in
     which ``method`` is ahead.
     """
-    dice = {(r["method"], float(r["label_fraction"]), r["seed"]): 100 * r["dice"] for r in rows}
+    dice = {
+        (r["method"], float(r["label_fraction"]), (r["seed"], r.get("fold", 0))): 100 * r["dice"]
+        for r in rows
+    }
     baselines = list(dict.fromkeys(r["method"] for r in rows if r["method"] != method))
     lines = []
     for f in fractions:

@@ -13,8 +13,8 @@ from medcl.stages._common import check_against_data, load_data, say, timed
 from medcl.stages.cluster import run_cluster
 from medcl.stages.features import run_features
 from medcl.stages.finetune import cell_dir, run_evaluate_cell, run_finetune
-from medcl.stages.pretrain import method_or_error, run_pretrain
-from medcl.train import make_fabric, set_threads
+from medcl.stages.pretrain import check_method_applies, method_or_error, run_pretrain
+from medcl.train import make_fabric, set_threads, single_device
 
 
 def demo_config(quick: bool = False, overrides: list[str] | None = None) -> Config:
@@ -27,13 +27,16 @@ def demo_config(quick: bool = False, overrides: list[str] | None = None) -> Conf
     return load_config(None, overrides, base=base)
 
 
-def prepare(run: RunDir, cfg: Config):
-    """Save the resolved config and open the device."""
+def prepare(run: RunDir, cfg: Config, distributed: bool = True):
+    """Save the resolved config and open the device(s); ``run.devices`` only if ``distributed``."""
     for m in cfg.run.methods:
         method_or_error(m)
-    run.save_config(to_dict(cfg))
     set_threads(cfg.run.num_threads)
-    return make_fabric(cfg.run.device, cfg.run.precision)
+    devices = cfg.run.devices if distributed else 1
+    fabric = make_fabric(cfg.run.device, cfg.run.precision, devices)
+    if fabric.is_global_zero:
+        run.save_config(to_dict(cfg))
+    return fabric
 
 
 def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dict) -> dict:
@@ -73,20 +76,43 @@ def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dic
     return results
 
 
+def _pretrain_only(run: RunDir, cfg: Config, fabric) -> dict:
+    """What a process other than rank 0 does under DDP: its share of every pretraining."""
+    data = load_data(cfg, cache_dir=run.path / "cache")
+    check_against_data(cfg, data)  # the same checks as rank 0, so that all fail together
+    for m in cfg.run.methods:
+        check_method_applies(m, data)
+    fabric.barrier()  # rank 0 computes features and pseudo-labels meanwhile
+    for seed in cfg.run.seeds:
+        for method in cfg.run.methods:
+            run_pretrain(run, cfg, method, seed, data, fabric)
+            fabric.barrier()  # rank 0 fine-tunes meanwhile
+    return {"rows": [], "rank": fabric.global_rank}
+
+
 def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict:
     """features -> cluster -> pretrain -> finetune -> evaluate -> report, in ``out``.
 
     Every stage and every (method, fraction, seed) cell writes a ``done.json`` when it
     finishes, so rerunning the same command after an interruption skips what is done and
     resumes the interrupted cell from its last checkpoint.
+
+    With ``run.devices > 1`` every process runs the pretraining (DDP); the other stages run
+    on rank 0 alone, on its own device, while the other processes wait.
     """
     run = RunDir(out)
     previous = run.read_json("stage_seconds.json") or {}
     fabric = prepare(run, cfg)
+    lead = fabric.is_global_zero
+    if not lead:
+        return _pretrain_only(run, cfg, fabric)
+    solo = single_device(fabric, cfg.run.precision)
     seconds: dict = {}
     with timed(seconds, "load"):
         data = load_data(cfg, cache_dir=run.path / "cache")
     check_against_data(cfg, data)
+    for m in cfg.run.methods:
+        check_method_applies(m, data)
     needs_clusters = any(method_or_error(m).uses_pseudo_labels for m in cfg.run.methods)
     say(
         f"{len(data)} images ({', '.join(f'{s} {len(data.indices(s))}' for s in ('train', 'val', 'test'))}), "
@@ -94,7 +120,7 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
     )
     if needs_clusters:
         with timed(seconds, "features"):
-            feats = run_features(run, cfg, data, fabric)
+            feats = run_features(run, cfg, data, solo)
         say(f"features: {cfg.features.kind} trained in {feats['seconds']:.0f} s")
         with timed(seconds, "cluster"):
             summary = run_cluster(run, cfg)
@@ -102,6 +128,7 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
             f"cluster: k = {summary['k']} pseudo-classes ({summary['method']}), "
             f"sizes {summary['sizes']}"
         )
+    fabric.barrier()  # the other processes wait for the pseudo-labels
     n_cells = len(cfg.run.seeds) * len(cfg.run.methods) * len(cfg.run.label_fractions)
     cell = 0
     for seed in cfg.run.seeds:
@@ -116,14 +143,15 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
             for fraction in cfg.run.label_fractions:
                 cell += 1
                 with timed(seconds, "finetune"):
-                    ft = run_finetune(run, cfg, method, fraction, seed, data, fabric)
+                    ft = run_finetune(run, cfg, method, fraction, seed, data, solo)
                 with timed(seconds, "evaluate"):
-                    res = run_evaluate_cell(run, cfg, method, fraction, seed, data, fabric)
+                    res = run_evaluate_cell(run, cfg, method, fraction, seed, data, solo)
                 say(
                     f"[{cell}/{n_cells}] {method} {fraction * 100:g}% labels seed {seed}: "
                     f"val Dice {100 * ft['val_dice']:.1f}, test Dice {100 * res['dice']:.1f} "
                     f"({ft['seconds']:.0f} s)"
                 )
+            fabric.barrier()  # the next pretraining starts on every process together
     # Seconds spent by earlier, interrupted invocations count too.
     total = {
         k: round(seconds.get(k, 0.0) + previous.get(k, 0.0), 2)

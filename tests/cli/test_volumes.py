@@ -9,7 +9,7 @@ from medcl.cli import main
 from tests.cli.conftest import TINY
 
 
-def test_nifti_volumes_end_to_end(tmp_path, capsys):
+def _volumes(tmp_path):
     rng = np.random.default_rng(0)
     (tmp_path / "img").mkdir()
     (tmp_path / "lab").mkdir()
@@ -34,6 +34,11 @@ def test_nifti_volumes_end_to_end(tmp_path, capsys):
         f"data:\n  images: {tmp_path / 'img'}\n  masks: {tmp_path / 'lab'}\n"
         "  label_values: [0, 205, 420]\n  val_fraction: 0.2\n  test_fraction: 0.2\n"
     )
+    return cfg
+
+
+def test_nifti_volumes_end_to_end(tmp_path, capsys):
+    cfg = _volumes(tmp_path)
     out = tmp_path / "run"
     argv = ["run", str(cfg), "--out", str(out), *TINY, "run.methods=[random,ufc]"]
     assert main(argv) == 0
@@ -44,3 +49,16 @@ def test_nifti_volumes_end_to_end(tmp_path, capsys):
     assert len(np.load(out / "features" / "embeddings.npy")) == 32
     ids = json.loads((out / "features" / "ids.json").read_text())
     assert len({i.rsplit(":", 1)[0] for i in ids}) == 4
+
+
+def test_volume_methods_run_on_volumes(tmp_path):
+    cfg = _volumes(tmp_path)
+    out = tmp_path / "bench"
+    argv = ["benchmark", str(cfg), "--out", str(out), *TINY, "run.methods=[glcl,pcl]",
+            "run.label_fractions=[1.0]"]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert sorted(r["method"] for r in rows) == ["glcl", "pcl"]
+    for m in ("glcl", "pcl"):
+        loss = json.loads((out / "pretrain" / m / "seed0" / "done.json").read_text())["loss"]
+        assert len(loss) == 2 and all(np.isfinite(loss))

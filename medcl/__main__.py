@@ -1,0 +1,7 @@
+"""``python -m medcl``: the same as the ``medcl`` command."""
+
+import sys
+
+from medcl.cli import main
+
+sys.exit(main())
