@@ -40,7 +40,8 @@ class DataConfig(_Section):
         [], description="isic2017: folders of unlabeled images added to train for pretraining"
     )
     normalize: Literal["unit", "zscore"] = Field(
-        "unit", description="unit: [0, 1] as read; zscore: zero mean, unit variance per image"
+        "unit",
+        description="zscore: the encoder standardises each image (after augmentation, on [0, 1])",
     )
     dataset: str | None = Field(None, description="built-in data set name, e.g. brain-aal")
     images: str | None = Field(None, description="folder (or file) of images or volumes")

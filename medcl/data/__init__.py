@@ -4,7 +4,6 @@ from medcl.data._augment import PairedAugment, TwoViews
 from medcl.data._builtin import BUILTIN_DATASETS, load_brain_aal, load_builtin
 from medcl.data._folder import load_folder
 from medcl.data._imageset import ImageSet
-from medcl.data._intensity import standardize
 from medcl.data._isic import load_isic2017
 from medcl.data._medmnist import load_medmnist
 from medcl.data._mmwhs import MMWHS_CLASSES, load_mmwhs
@@ -34,6 +33,5 @@ __all__ = [
     "read_image",
     "read_mask",
     "read_volume",
-    "standardize",
     "stratified_split",
 ]

@@ -8,7 +8,7 @@ from medcl.models._contrastive_ae import (
     soft_assign,
 )
 from medcl.models._heads import ProjectionHead, SimCLRProjectionHead
-from medcl.models._unet import SegmentationUNet, UNetDecoder, UNetEncoder
+from medcl.models._unet import SegmentationUNet, UNetDecoder, UNetEncoder, standardize_images
 from medcl.models._vae import BetaVAE
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "UNetDecoder",
     "UNetEncoder",
     "soft_assign",
+    "standardize_images",
 ]

@@ -35,6 +35,8 @@ class UNetEncoder(nn.Module):
         spatial_dims: 2 for images, 3 for volumes.
         norm: MONAI norm name ('instance' is batch-size independent, 'batch').
         num_res_units: residual sub-units per block (0 = plain convolutions).
+        standardize: first standardise each input image and channel (zero mean, unit
+            variance; the ISIC protocol), so augmentations can keep working on [0, 1].
 
     Example:
         >>> enc = UNetEncoder(1, (16, 32, 64))
@@ -51,10 +53,12 @@ class UNetEncoder(nn.Module):
         spatial_dims: int = 2,
         norm: str = "instance",
         num_res_units: int = 1,
+        standardize: bool = False,
     ) -> None:
         super().__init__()
         if len(channels) < 2:
             raise ValueError(f"channels needs at least two levels, got {list(channels)}")
+        self.standardize = standardize
         self.in_channels = in_channels
         self.channels = tuple(int(c) for c in channels)
         self.spatial_dims = spatial_dims
@@ -71,6 +75,8 @@ class UNetEncoder(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, C, *spatial) -> feature maps of every level, finest first."""
+        if self.standardize:  # after augmentation, which works on [0, 1] intensities
+            x = standardize_images(x)
         feats = []
         for level in self.levels:
             x = level(x)
@@ -80,6 +86,18 @@ class UNetEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, *spatial) -> globally average-pooled deepest features (B, channels[-1])."""
         return self.forward_features(x)[-1].flatten(2).mean(-1)
+
+
+def standardize_images(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Zero mean and unit variance per image and channel: ``(B, C, *spatial)`` in and out.
+
+    Per image, so no statistic crosses between images (or from test images into training);
+    a constant channel becomes zeros.
+    """
+    dims = tuple(range(2, x.dim()))
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.std(dim=dims, keepdim=True, unbiased=False)
+    return (x - mean) / std.clamp_min(eps)
 
 
 class UNetDecoder(nn.Module):

@@ -20,7 +20,6 @@ from medcl.data import (
     load_folder,
     load_isic2017,
     load_mmwhs,
-    standardize,
 )
 from medcl.errors import MedclError
 from medcl.models import UNetEncoder
@@ -73,8 +72,6 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
         data = kfold_splits(data, d.folds, d.fold, d.split_seed)
     elif d.layout != "isic2017" and not d.dataset:  # those come with their split
         data = assign_splits(data, d.val_fraction, d.test_fraction, d.split_seed, d.split_csv)
-    if d.normalize == "zscore":
-        data.images = standardize(data.images)
     for split in ("train", "val", "test"):
         if len(data.indices(split)) == 0:
             raise MedclError(
@@ -133,7 +130,14 @@ def check_against_data(cfg: Config, data: ImageSet) -> None:
 
 
 def build_encoder(cfg: Config, in_channels: int) -> UNetEncoder:
-    return UNetEncoder(in_channels, cfg.model.channels, 2, cfg.model.norm, cfg.model.num_res_units)
+    return UNetEncoder(
+        in_channels,
+        cfg.model.channels,
+        2,
+        cfg.model.norm,
+        cfg.model.num_res_units,
+        standardize=cfg.data.normalize == "zscore",
+    )
 
 
 def seed_all(seed: int) -> None:

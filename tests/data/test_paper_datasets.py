@@ -6,6 +6,7 @@ from importlib import resources
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from medcl.config import load_config
@@ -13,7 +14,8 @@ from medcl.data import MMWHS_CLASSES, load_isic2017, load_mmwhs
 from medcl.data._mmwhs import roi_box
 from medcl.data._readers import robust_minmax
 from medcl.errors import MedclError
-from medcl.stages._common import load_data
+from medcl.models import standardize_images
+from medcl.stages._common import build_encoder, load_data
 
 nib = pytest.importorskip("nibabel")
 
@@ -154,9 +156,18 @@ def test_isic_through_the_config_with_zscore(isic, extras):
     )
     ds = load_data(cfg)
     assert [len(ds.indices(s)) for s in ("train", "val", "test")] == [6, 2, 3]
-    # per image and channel
-    np.testing.assert_allclose(ds.images.mean(axis=(2, 3)), 0, atol=1e-5)
-    np.testing.assert_allclose(ds.images.std(axis=(2, 3)), 1, atol=1e-3)
+    assert ds.images.min() >= 0 and ds.images.max() <= 1  # augmentations work on [0, 1]
+    encoder = build_encoder(cfg, ds.channels)
+    x = torch.as_tensor(ds.images[:4])
+    assert encoder.standardize
+    # the encoder sees each image standardised per channel: shifting and scaling an image
+    # does not change its features
+    torch.testing.assert_close(encoder(x), encoder(0.5 * x + 0.2), atol=1e-4, rtol=1e-4)
+    z = standardize_images(x)
+    torch.testing.assert_close(z.mean(dim=(2, 3)), torch.zeros(4, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        z.std(dim=(2, 3), unbiased=False), torch.ones(4, 3), atol=1e-3, rtol=0
+    )
 
 
 # ------------------------------------------------------------------------------ MMWHS CT
