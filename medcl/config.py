@@ -115,6 +115,9 @@ class PretrainConfig(_Section):
     byol_momentum: float = Field(0.996, ge=0, le=1, description="BYOL target momentum at start")
     glcl_partitions: int = Field(4, ge=1, description="GLCL partitions per volume")
     pcl_threshold: float = Field(0.1, gt=0, le=1, description="PCL positive position gap")
+    ld_embed_dim: int = Field(32, ge=1, description="LD per-pixel embedding size")
+    ld_clusters: int = Field(16, ge=2, description="LD clustering-head clusters (M)")
+    ld_instance_weight: float = Field(1.0, ge=0, description="LD instance-level term weight")
 
 
 class FinetuneConfig(_Section):
@@ -148,6 +151,21 @@ class RunConfig(_Section):
         return v
 
 
+class PriorConfig(_Section):
+    """``medcl segment-prior``: one LD cluster guided towards a structure by reference masks."""
+
+    structure: list[int] | None = Field(
+        None, description="classes that form the structure (null: every foreground class)"
+    )
+    references: int = Field(5, ge=1, description="reference masks, from the training split")
+    cluster: int = Field(0, ge=0, description="the cluster that the prior guides")
+    weight: float = Field(1.0, ge=0, description="weight of the prior KL term")
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(32, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    seed: int = 0
+
+
 class Config(_Section):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -156,6 +174,7 @@ class Config(_Section):
     pretrain: PretrainConfig = PretrainConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     run: RunConfig = RunConfig()
+    prior: PriorConfig = PriorConfig()
 
 
 def _explain(err: ValidationError, source: str, root: type[BaseModel] | None = None) -> MedclError:

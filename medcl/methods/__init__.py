@@ -24,6 +24,7 @@ from medcl.methods._contrastive import (
     partition_index,
     positional_positives,
 )
+from medcl.methods._local import LD
 from medcl.methods._moco import MoCo
 from medcl.methods._random import RandomInit
 
@@ -35,6 +36,7 @@ METHODS: dict[str, Any] = {
     "glcl": GLCL,
     "pcl": PCL,
     "ufc": UFC,
+    "ld": LD,
 }
 
 
@@ -65,6 +67,7 @@ def build_method(name: str, encoder: nn.Module, **settings) -> PretrainMethod:
 __all__ = [
     "BYOL",
     "GLCL",
+    "LD",
     "METHODS",
     "PCL",
     "UFC",

@@ -1,4 +1,4 @@
-"""Networks: UNet encoder/decoder, beta-VAE, projection heads."""
+"""Networks: UNet encoder/decoder, beta-VAE, projection heads, local-discrimination heads."""
 
 from medcl.models._contrastive_ae import (
     ConditionalDecoder,
@@ -8,6 +8,7 @@ from medcl.models._contrastive_ae import (
     soft_assign,
 )
 from medcl.models._heads import ProjectionHead, SimCLRProjectionHead
+from medcl.models._local import LocalDiscriminationNet
 from medcl.models._unet import SegmentationUNet, UNetDecoder, UNetEncoder, standardize_images
 from medcl.models._vae import BetaVAE
 
@@ -15,6 +16,7 @@ __all__ = [
     "BetaVAE",
     "ConditionalDecoder",
     "ContrastiveAutoencoder",
+    "LocalDiscriminationNet",
     "ConvDecoder",
     "ConvEncoder",
     "ProjectionHead",

@@ -44,6 +44,9 @@ def method_settings(p: PretrainConfig) -> dict:
         "base_momentum": p.byol_momentum,
         "partitions": p.glcl_partitions,
         "threshold": p.pcl_threshold,
+        "embed_dim": p.ld_embed_dim,
+        "n_clusters": p.ld_clusters,
+        "instance_weight": p.ld_instance_weight,
     }
 
 
