@@ -62,3 +62,22 @@ def test_volume_methods_run_on_volumes(tmp_path):
     for m in ("glcl", "pcl"):
         loss = json.loads((out / "pretrain" / m / "seed0" / "done.json").read_text())["loss"]
         assert len(loss) == 2 and all(np.isfinite(loss))
+
+
+def test_kfold_benchmark_pools_every_fold(tmp_path, capsys):
+    cfg = _volumes(tmp_path)
+    out = tmp_path / "kfold"
+    argv = ["benchmark", str(cfg), "--out", str(out), *TINY, "run.methods=[random]",
+            "run.label_fractions=[1.0]", "data.folds=3"]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["folds"] == 3
+    assert sorted(r["fold"] for r in results["rows"]) == [0, 1, 2]
+    tested = []
+    for f in range(3):
+        assert f"fold: {f}" in (out / f"fold{f}" / "config.yaml").read_text()
+        row = json.loads((out / f"fold{f}" / "results.json").read_text())["rows"][0]
+        tested.append(row["dice"])
+    assert "over 1 seeds x 3 folds" in capsys.readouterr().out
+    mean = float(np.mean(tested)) * 100
+    assert f"| random | {mean:.1f} " in (out / "table.md").read_text()
