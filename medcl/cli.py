@@ -286,9 +286,11 @@ def _cmd_segment_prior(args) -> int:
     out = args.out or str(Path("runs") / Path(args.config).stem)
     results = run_segment_prior(cfg, out)
     if results.get("dice"):
-        print("\nTest Dice % of the structure:")
+        val = results.get("val_dice") or {}
+        print("\nDice % of the structure       validation   test")
         for name, d in results["dice"].items():
-            print(f"  {name:30s} {100 * d:5.1f}")
+            v = f"{100 * val[name]:5.1f}" if name in val else "     "
+            print(f"  {name:30s} {v}   {100 * d:5.1f}")
     print(
         f"Finished in {results['seconds'] / 60:.1f} min. Masks: {Path(out) / 'masks'}, "
         f"report: {Path(out) / 'report.html'}"

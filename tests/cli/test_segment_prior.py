@@ -32,7 +32,8 @@ def test_tiny_prior_guided_run(tiny_config, tmp_path, capsys):
     assert len(results["loss"]) == 3 and all(np.isfinite(results["loss"]))
     for png in ("prior_masks", "cluster_maps", "similarity"):
         assert (out / "plots" / f"{png}.png").stat().st_size > 0
-    assert "Test Dice % of the structure" in capsys.readouterr().out
+    assert set(results["val_dice"]) == set(results["dice"])
+    assert "Dice % of the structure" in capsys.readouterr().out
 
 
 def test_unknown_structure_class_is_one_sentence(tiny_config, tmp_path, capsys):
