@@ -218,52 +218,23 @@ def _cmd_demo(args) -> int:
     return _run_and_print(cfg, args.out)
 
 
-def _run_and_print(cfg, out) -> int:
-    from medcl.evaluate import compare_to_baselines, format_table
-    from medcl.stages.pipeline import run_pipeline
-
-    t0 = time.perf_counter()
-    results = run_pipeline(cfg, out)
-    if results.get("rank"):  # another DDP process; rank 0 prints the table
-        return 0
-    minutes = (time.perf_counter() - t0) / 60
-    print(
-        f"\nTest Dice % (mean ± std over seeds {cfg.run.seeds}), k = {results['k']} pseudo-classes:\n"
-    )
-    print(format_table(results["rows"], cfg.run.methods))
-    for line in compare_to_baselines(results["rows"]):
-        print(line)
-    print(f"Finished in {minutes:.1f} min. Report: {Path(out) / 'report.html'}")
-    return 0
-
-
-def _cmd_run(args) -> int:
-    from medcl.config import load_config
-
+def _config_and_out(args) -> tuple[str, str]:
+    """The config file (a path or a packaged name) and the run directory of a command."""
     config = args.config
     if not Path(config).exists():
         config = _packaged_config(config) or config
-    cfg = load_config(config, args.overrides)
-    out = args.out or str(Path("runs") / Path(args.config).stem)
-    return _run_and_print(cfg, out)
+    return config, args.out or str(Path("runs") / Path(args.config).stem)
 
 
-def _cmd_benchmark(args) -> int:
+def _print_results(results: dict, over: str, out: str, t0: float) -> int:
+    """The Dice table, UFC against each baseline, and where the files are."""
     from medcl.evaluate import compare_to_baselines, format_table
-    from medcl.stages.benchmark import benchmark_config, run_benchmark
 
-    config = args.config
-    if not Path(config).exists():
-        config = _packaged_config(config) or config
-    cfg, named = benchmark_config(config, args.overrides)
-    out = args.out or str(Path("runs") / Path(args.config).stem)
-    t0 = time.perf_counter()
-    results = run_benchmark(cfg, out, methods_named=named)
     if results.get("rank"):  # another DDP process; rank 0 prints the table
         return 0
     methods = list(dict.fromkeys(r["method"] for r in results["rows"]))
-    runs = "seeds" + (f" x {results['folds']} folds" if results.get("folds") else "")
-    print(f"\nTest Dice % (mean ± std over {len(cfg.run.seeds)} {runs}):\n")
+    k = f", k = {results['k']} pseudo-classes" if results.get("k") else ""
+    print(f"\nTest Dice % (mean ± std over {over}){k}:\n")
     print(format_table(results["rows"], methods))
     for line in compare_to_baselines(results["rows"]):
         print(line)
@@ -275,16 +246,37 @@ def _cmd_benchmark(args) -> int:
     return 0
 
 
+def _run_and_print(cfg, out) -> int:
+    from medcl.stages.pipeline import run_pipeline
+
+    t0 = time.perf_counter()
+    return _print_results(run_pipeline(cfg, out), f"seeds {cfg.run.seeds}", out, t0)
+
+
+def _cmd_run(args) -> int:
+    from medcl.config import load_config
+
+    config, out = _config_and_out(args)
+    return _run_and_print(load_config(config, args.overrides), out)
+
+
+def _cmd_benchmark(args) -> int:
+    from medcl.stages.benchmark import benchmark_config, run_benchmark
+
+    config, out = _config_and_out(args)
+    cfg, named = benchmark_config(config, args.overrides)
+    t0 = time.perf_counter()
+    results = run_benchmark(cfg, out, methods_named=named)
+    folds = f" x {results['folds']} folds" if results.get("folds") else ""
+    return _print_results(results, f"{len(cfg.run.seeds)} seeds{folds}", out, t0)
+
+
 def _cmd_segment_prior(args) -> int:
     from medcl.config import load_config
     from medcl.stages.segment_prior import run_segment_prior
 
-    config = args.config
-    if not Path(config).exists():
-        config = _packaged_config(config) or config
-    cfg = load_config(config, args.overrides)
-    out = args.out or str(Path("runs") / Path(args.config).stem)
-    results = run_segment_prior(cfg, out)
+    config, out = _config_and_out(args)
+    results = run_segment_prior(load_config(config, args.overrides), out)
     if results.get("dice"):
         val = results.get("val_dice") or {}
         print("\nDice % of the structure       validation   test")

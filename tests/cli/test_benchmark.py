@@ -18,7 +18,7 @@ def test_benchmark_on_2d_leaves_out_volume_methods(tiny_config, tmp_path, capsys
     assert "glcl, pcl left out: they need 3-D volumes" in err
     results = json.loads((out / "results.json").read_text())
     assert sorted({r["method"] for r in results["rows"]}) == [
-        "byol", "moco", "random", "simclr", "ufc",
+        "byol", "ld", "moco", "random", "simclr", "ufc",
     ]  # fmt: skip
     table = (out / "table.md").read_text()
     assert table.splitlines()[0] == "| method | 100% labels |"
