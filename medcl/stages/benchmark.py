@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medcl.config import Config, load_config, read_yaml
+from medcl.config import Config, load_config, read_yaml, to_dict
 from medcl.data import ImageSet
-from medcl.evaluate import format_table
 from medcl.methods import METHODS
-from medcl.rundir import RunDir, atomic_write_text
+from medcl.rundir import RunDir
 from medcl.stages._common import load_data, say
-from medcl.stages.pipeline import run_pipeline
+from medcl.stages.pipeline import run_pipeline, write_results
 
 BENCHMARK_SEEDS = [0, 1, 2, 3, 4]
 
@@ -52,7 +51,7 @@ def run_benchmark(cfg: Config, out: str | Path, methods_named: bool = True) -> d
         if skipped:
             say(f"{', '.join(skipped)} left out: they need 3-D volumes and the data are 2-D")
         cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"methods": keep})})
-    folds = getattr(cfg.data, "folds", None)
+    folds = cfg.data.folds
     if not folds:
         return run_pipeline(cfg, run.path)
     rows: list[dict] = []
@@ -70,8 +69,6 @@ def run_benchmark(cfg: Config, out: str | Path, methods_named: bool = True) -> d
             stage_seconds[k] = round(stage_seconds.get(k, 0.0) + v, 2)
     if last.get("rank"):
         return last
-    from medcl.config import to_dict
-
     run.save_config(to_dict(cfg))
     results = {
         "rows": rows,
@@ -80,10 +77,8 @@ def run_benchmark(cfg: Config, out: str | Path, methods_named: bool = True) -> d
         "folds": folds,
         "stage_seconds": stage_seconds,
     }
-    run.write_json("results.json", results)
-    atomic_write_text(run.file("table.md"), format_table(rows, cfg.run.methods))
-    atomic_write_text(run.file("table.csv"), format_table(rows, cfg.run.methods, fmt="csv"))
-    from medcl.report import write_report
+    write_results(run, results, cfg.run.methods)
+    from medcl.report import write_report  # matplotlib: imported when a report is written
 
     write_report(run)
     return results

@@ -70,10 +70,15 @@ def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dic
         "k": summary.get("k"),
         "stage_seconds": stage_seconds,
     }
-    run.write_json("results.json", results)
-    atomic_write_text(run.file("table.md"), format_table(rows, cfg.run.methods))
-    atomic_write_text(run.file("table.csv"), format_table(rows, cfg.run.methods, fmt="csv"))
+    write_results(run, results, cfg.run.methods)
     return results
+
+
+def write_results(run: RunDir, results: dict, methods: list[str]) -> None:
+    """``results.json`` and the Dice table as ``table.md`` and ``table.csv``."""
+    run.write_json("results.json", results)
+    atomic_write_text(run.file("table.md"), format_table(results["rows"], methods))
+    atomic_write_text(run.file("table.csv"), format_table(results["rows"], methods, fmt="csv"))
 
 
 def _pretrain_only(run: RunDir, cfg: Config, fabric) -> dict:
