@@ -60,8 +60,16 @@ class WarmupConfig(_Section):
 
 
 class StratifyClusterConfig(_Section):
-    method: Literal["kmeans", "ward"] = Field(
-        "kmeans", description="kmeans (the paper) or ward (medcl.cluster.WardClustering)"
+    method: Literal["kmeans", "ward", "spectral"] = Field(
+        "kmeans",
+        description="kmeans (the paper), ward (medcl.cluster.WardClustering), or spectral "
+        "(scikit-learn, on a 10-nearest-neighbour graph; k from the Ward elbow)",
+    )
+    assign: Literal["prototype", "knn"] = Field(
+        "prototype",
+        description="how images outside the clustered training set get a stratum: nearest "
+        "prototype (the paper) or the majority stratum of their evaluate.knn_k nearest "
+        "training latents",
     )
     k: int | None = Field(None, ge=2, description="fixed k; null = elbow of the method's curve")
     k_min: int = Field(2, ge=2)

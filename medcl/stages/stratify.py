@@ -176,17 +176,35 @@ def nearest_prototypes(z: np.ndarray, prototypes: np.ndarray) -> tuple[np.ndarra
     return clusters, np.linalg.norm(z[:, None, :] - prototypes[None], axis=-1)
 
 
+def assign_latents(
+    z: np.ndarray, prototypes: np.ndarray, bank: np.ndarray, bank_clusters: np.ndarray, cfg
+) -> tuple[np.ndarray, np.ndarray]:
+    """Strata of latents ``z`` and their distances to every prototype.
+
+    ``cluster.assign=prototype`` (the paper): the nearest prototype. ``knn``: the majority
+    stratum of the ``evaluate.knn_k`` nearest clustered training latents ``bank`` (cosine).
+    """
+    clusters, dist = nearest_prototypes(z, prototypes)
+    if cfg.cluster.assign == "knn":
+        from medcl.evaluate import knn_predict
+
+        clusters = knn_predict(bank, bank_clusters, z, cfg.evaluate.knn_k)
+    return clusters, dist
+
+
 def cluster_latents(z: np.ndarray, cfg: StratifyConfig) -> tuple[np.ndarray, int, dict]:
     """Labels of the training latents, k, and the elbow curve it came from.
 
     ``cluster.method=kmeans`` (the paper): k at the knee of the KMeans within-cluster distance
     curve (one KMeans per k), then KMeans with that k. ``ward``: one Ward tree gives the curve
     and the labels for every k (:class:`medcl.cluster.WardClustering`, the same as UFC's).
+    ``spectral``: k from the Ward elbow, then spectral clustering of the 10-nearest-neighbour
+    graph, which follows curved groups that a partition into convex cells cuts across.
     """
 
     c = cfg.cluster
     ks = list(range(c.k_min, min(c.k_max, len(z) - 1) + 1))
-    if c.method == "ward":
+    if c.method in ("ward", "spectral"):
         ward = WardClustering(n_clusters=c.k, k_range=(ks[0], ks[-1])).fit(z)
         curve = (
             ward.curve_
@@ -194,11 +212,20 @@ def cluster_latents(z: np.ndarray, cfg: StratifyConfig) -> tuple[np.ndarray, int
             else [within_cluster_distance(z, ward.labels_for(k)) for k in ks]
         )
         elbow = knee_point(ks, curve)
-        return (
-            ward.labels_,
-            int(ward.n_clusters_),
-            {"k_values": ks, "curve": [float(v) for v in curve], "elbow_k": elbow},
-        )
+        info = {"k_values": ks, "curve": [float(v) for v in curve], "elbow_k": elbow}
+        if c.method == "ward":
+            return ward.labels_, int(ward.n_clusters_), info
+        from sklearn.cluster import SpectralClustering
+
+        k = int(ward.n_clusters_)
+        spectral = SpectralClustering(
+            k,
+            affinity="nearest_neighbors",
+            n_neighbors=10,
+            assign_labels="cluster_qr",
+            random_state=cfg.run.seed,
+        ).fit(z)
+        return spectral.labels_, k, info
     curve = [
         within_cluster_distance(
             z, KMeansClustering(k, random_state=cfg.run.seed, n_init=2).fit(z).labels_
@@ -374,9 +401,14 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
         run.file("model.pt"),
     )
 
-    # assignments of every image: cluster = nearest prototype by cosine
+    # assignments of every image: the nearest prototype (cosine); with cluster.assign=knn the
+    # training images keep their cluster and the others take their neighbours' stratum
     protos_t = torch.from_numpy(prototypes)
-    clusters, dist = nearest_prototypes(z_all, prototypes)
+    atomic_save_npy(run.file("train_latents.npy"), z_all[tr].astype(np.float32))
+    atomic_save_npy(run.file("train_clusters.npy"), train_labels.astype(np.int64))
+    clusters, dist = assign_latents(z_all, prototypes, z_all[tr], train_labels, cfg)
+    if cfg.cluster.assign == "knn":
+        clusters[tr] = train_labels
     keep = data.split != ""  # images left out by data.max_train are not part of the run
     _write_assignments(
         run.file("assignments.csv"), data.ids[keep], data.split[keep], clusters[keep], dist[keep]
@@ -540,7 +572,11 @@ def assign(run_dir: str | Path, paths: list[str], out: str | Path | None = None)
     model.load_state_dict(state["model"])
     h = encode(model.encoder, torch.from_numpy(x), torch.device("cpu"))
     z = _normalize(h) if cfg.cluster.normalize else h
-    clusters, dist = nearest_prototypes(z, prototypes)
+    bank = bank_clusters = None
+    if cfg.cluster.assign == "knn":
+        bank = np.load(run / "train_latents.npy")
+        bank_clusters = np.load(run / "train_clusters.npy")
+    clusters, dist = assign_latents(z, prototypes, bank, bank_clusters, cfg)  # type: ignore[arg-type]
     rows = [
         {"path": str(p), "cluster": int(c), "distance": float(dd[c])}
         for p, c, dd in zip(paths, clusters, dist, strict=True)

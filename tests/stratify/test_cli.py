@@ -98,3 +98,23 @@ def test_stratify_errors_are_one_sentence(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["stratify", "assign", "--run", str(tmp_path / "none"), "a.png"]) == 2
     assert "no trained model" in capsys.readouterr().err
+
+
+def test_spectral_with_knn_assignment_end_to_end(tmp_path, capsys):
+    out = tmp_path / "spectral"
+    argv = ["stratify", *TINY, "evaluate.baselines=false", "cluster.method=spectral",
+            "cluster.assign=knn", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    train_clusters = np.load(out / "train_clusters.npy")
+    rows = list(csv.DictReader((out / "assignments.csv").open()))
+    train_rows = [r for r in rows if r["split"] == "train"]
+    # training images keep the stratum the clustering gave them
+    assert [int(r["cluster"]) for r in train_rows] == train_clusters.tolist()
+    # a new image takes the stratum of its nearest training latents
+    x = np.load(out / "train_latents.npy")
+    assert x.shape == (160, 8)
+    img = tmp_path / "digit.png"
+    Image.fromarray((np.random.default_rng(1).random((28, 28)) * 255).astype(np.uint8)).save(img)
+    capsys.readouterr()
+    assert main(["stratify", "assign", "--run", str(out), str(img)]) == 0
+    assert "digit.png" in capsys.readouterr().out

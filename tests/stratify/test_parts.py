@@ -197,7 +197,7 @@ def test_config_errors():
         load_stratify_config(overrides=["data.dataset=medmnist"])
 
 
-@pytest.mark.parametrize("method", ["kmeans", "ward"])
+@pytest.mark.parametrize("method", ["kmeans", "ward", "spectral"])
 def test_cluster_latents_finds_blobs_with_either_method(method):
     from sklearn.metrics import adjusted_rand_score
 
@@ -214,3 +214,44 @@ def test_cluster_latents_finds_blobs_with_either_method(method):
     assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
     fixed = load_stratify_config(None, [f"cluster.method={method}", "cluster.k=6"])
     assert cluster_latents(z, fixed)[1] == 6
+
+
+def _rings(n=300, seed=0):
+    """Two concentric circles in 2-D: groups that no partition into convex cells separates."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat([0, 1], n // 2)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    radius = np.where(truth == 0, 1.0, 3.0) + rng.normal(0, 0.08, n)
+    return np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1), truth
+
+
+def test_spectral_follows_curved_groups_where_ward_cuts_across():
+    from sklearn.metrics import adjusted_rand_score
+
+    from medcl.stages.stratify import cluster_latents
+    from medcl.stratify_config import load_stratify_config
+
+    z, truth = _rings()
+    ari = {}
+    for method in ("ward", "spectral"):
+        cfg = load_stratify_config(None, [f"cluster.method={method}", "cluster.k=2"])
+        ari[method] = adjusted_rand_score(truth, cluster_latents(z, cfg)[0])
+    assert ari["spectral"] == pytest.approx(1.0)
+    assert ari["ward"] < 0.5
+
+
+def test_knn_assignment_follows_the_neighbours_not_the_prototype():
+    from medcl.stages.stratify import assign_latents, update_prototypes
+    from medcl.stratify_config import load_stratify_config
+
+    z, truth = _rings()
+    lift = lambda a: np.concatenate([a, np.full((len(a), 1), 5.0)], 1)  # noqa: E731
+    z = lift(z)  # off the origin, so that cosine neighbours are neighbours on the rings
+    protos = update_prototypes(z, np.eye(2)[truth])  # both ring centroids sit on the axis
+    query = lift(np.array([[3.0, 0.05], [0.0, -1.02]]))  # on the outer and on the inner ring
+    knn = load_stratify_config(None, ["cluster.assign=knn"])
+    clusters, dist = assign_latents(query, protos, z, truth, knn)
+    assert clusters.tolist() == [1, 0]
+    assert dist.shape == (2, 2)
+    proto = load_stratify_config(None, ["cluster.assign=prototype"])
+    assert assign_latents(query, protos, z, truth, proto)[0].tolist() != [1, 0]
