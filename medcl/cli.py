@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
             "(UFC): a beta-VAE embeds the images, agglomerative clustering turns the "
             "embeddings into pseudo-classes, a UNet encoder is pretrained so that images of "
             "the same pseudo-class are positives, and the UNet is fine-tuned for "
-            "segmentation with a fraction of the masks, compared with random init and SimCLR."
+            "segmentation with a fraction of the masks, compared with random init, SimCLR, "
+            "MoCo v2, BYOL, GLCL, PCL and local discrimination (medcl benchmark). Also: "
+            "unsupervised stratification (medcl stratify) and prior-guided segmentation "
+            "without target masks (medcl segment-prior)."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
