@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -16,14 +17,12 @@ class Batch:
 
     ``views``: ``(B, V, C, H, W)`` augmented views of ``B`` images; ``labels``: ``(B,)``
     pseudo-classes (UFC) or None; ``positions``: ``(B,)`` relative slice positions in their
-    volumes, in [0, 1] (GLCL, PCL) or None; ``volume_ids``: ``(B,)`` integer volume codes or
-    None.
+    volumes, in [0, 1] (GLCL, PCL) or None.
     """
 
     views: Tensor
     labels: Tensor | None = None
     positions: Tensor | None = None
-    volume_ids: Tensor | None = None
 
 
 def _no_gather(t: Tensor) -> Tensor:
@@ -73,8 +72,6 @@ def momentum_update(target: nn.Module, online: nn.Module, momentum: float) -> No
 
 def frozen_copy(module: nn.Module) -> nn.Module:
     """A deep copy of ``module`` that no optimiser will touch."""
-    import copy
-
     twin = copy.deepcopy(module)
     for p in twin.parameters():
         p.requires_grad_(False)

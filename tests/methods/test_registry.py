@@ -18,7 +18,6 @@ def _batch(seed=0, b=6):
         views=torch.rand(b, 2, 1, 16, 16, generator=g),
         labels=torch.tensor([0, 0, 1, 1, 2, 2])[:b],
         positions=torch.linspace(0, 1, b),
-        volume_ids=torch.zeros(b, dtype=torch.long),
     )
 
 
