@@ -49,6 +49,15 @@ def _config_args(p: argparse.ArgumentParser, run_required: bool = False) -> None
     )
 
 
+def _config_command(sub, name: str, **texts) -> argparse.ArgumentParser:
+    """A subcommand that takes CONFIG.yaml, key=value overrides and --out DIR."""
+    p = sub.add_parser(name, **texts)
+    p.add_argument("config", metavar="CONFIG.yaml", help="a YAML file or a packaged name")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medcl",
@@ -85,32 +94,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
-    run = sub.add_parser(
+    _config_command(
+        sub,
         "run",
         help="the whole pipeline from a YAML config",
         description="features -> cluster -> pretrain -> finetune -> evaluate -> report.",
     )
-    run.add_argument("config", metavar="CONFIG.yaml")
-    run.add_argument("overrides", nargs="*", metavar="key=value")
-    run.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
-
-    bench = sub.add_parser(
+    _config_command(
+        sub,
         "benchmark",
         help="every method x label fraction x seed (x fold): the paper's comparison table",
         description=(
             "Pretrain each method once per seed, fine-tune it at every label fraction, and "
-            "write results.json, table.md, table.csv (mean (± std) test Dice %%), "
+            "write results.json, table.md, table.csv (mean (± std) test Dice %), "
             "plots/dice.png and report.html. Defaults: 5 seeds and every method that applies "
             "to the data (glcl and pcl need 3-D volumes). With data.folds=K the grid runs on "
             "each of K cross-validation folds. Rerunning the same command resumes: finished "
             "cells are never recomputed."
         ),
     )
-    bench.add_argument("config", metavar="CONFIG.yaml", help="a YAML file or a packaged name")
-    bench.add_argument("overrides", nargs="*", metavar="key=value")
-    bench.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
-
-    seg = sub.add_parser(
+    _config_command(
+        sub,
         "segment-prior",
         help="masks of a structure from a few reference masks (local discrimination + prior)",
         description=(
@@ -121,9 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
             "the test images have masks (results.json) and report.html."
         ),
     )
-    seg.add_argument("config", metavar="CONFIG.yaml", help="a YAML file or a packaged name")
-    seg.add_argument("overrides", nargs="*", metavar="key=value")
-    seg.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
 
     for name, text in [
         ("features", "stage 1: train the beta-VAE and save the embeddings"),
