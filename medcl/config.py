@@ -114,6 +114,10 @@ class PretrainConfig(_Section):
     queue_size: int = Field(4096, ge=1, description="MoCo negatives; keep below #train images")
     byol_momentum: float = Field(0.996, ge=0, le=1, description="BYOL target momentum at start")
     glcl_partitions: int = Field(4, ge=1, description="GLCL partitions per volume")
+    glcl_local_weight: float = Field(
+        0.0, ge=0, description="GLCL local decoder loss weight (0: global loss only)"
+    )
+    glcl_local_regions: int = Field(3, ge=1, description="GLCL local loss: regions per side")
     pcl_threshold: float = Field(0.1, gt=0, le=1, description="PCL positive position gap")
     ld_embed_dim: int = Field(32, ge=1, description="LD per-pixel embedding size")
     ld_clusters: int = Field(16, ge=2, description="LD clustering-head clusters (M)")

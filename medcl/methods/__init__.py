@@ -21,6 +21,7 @@ from medcl.methods._contrastive import (
     UFC,
     ContrastiveMethod,
     SimCLR,
+    intensity_jitter,
     partition_index,
     positional_positives,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "build_method",
     "byol_momentum",
     "frozen_copy",
+    "intensity_jitter",
     "momentum_update",
     "partition_index",
     "positional_positives",

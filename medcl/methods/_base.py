@@ -17,12 +17,14 @@ class Batch:
 
     ``views``: ``(B, V, C, H, W)`` augmented views of ``B`` images; ``labels``: ``(B,)``
     pseudo-classes (UFC) or None; ``positions``: ``(B,)`` relative slice positions in their
-    volumes, in [0, 1] (GLCL, PCL) or None.
+    volumes, in [0, 1] (GLCL, PCL) or None; ``images``: ``(B, C, H, W)`` the un-augmented
+    images, for methods that make views of their own (GLCL's local loss) or None.
     """
 
     views: Tensor
     labels: Tensor | None = None
     positions: Tensor | None = None
+    images: Tensor | None = None
 
 
 def _no_gather(t: Tensor) -> Tensor:

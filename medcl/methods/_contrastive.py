@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from medcl.losses import cluster_contrastive_loss
@@ -89,29 +90,93 @@ def partition_index(positions: Tensor, partitions: int) -> Tensor:
 
 
 class GLCL(ContrastiveMethod):
-    """The global strategy G_D of Chaitanya et al. (NeurIPS 2020).
+    """Global (and optionally local) contrastive learning of Chaitanya et al. (NeurIPS 2020).
 
-    Each volume is split into ``partitions`` equal parts along the slice axis; slices from
-    the same partition index, in any volume, are positives (with the other view of the same
-    slice), every other slice is a negative. Implemented: this global, encoder-level loss
-    with uniformly sampled batches. Not implemented: their local, decoder-level loss and
-    their batch sampling of one slice per partition per volume.
+    Global strategy G_D: each volume is split into ``partitions`` equal parts along the slice
+    axis; slices from the same partition index, in any volume, are positives (with the other
+    view of the same slice), every other slice is a negative; SupCon on the encoder's pooled
+    features, batches sampled uniformly.
+
+    Local option (``local_weight > 0``): a UNet decoder is trained beside the encoder. Two
+    views of each image that differ in intensity only (so that pixels correspond) go through
+    encoder and decoder; the full-resolution decoder features, through a 1x1 projection, are
+    averaged over a ``local_regions`` x ``local_regions`` grid, and each region of one view has
+    the same region of the other view as its positive and every other region in the batch as
+    a negative (NT-Xent). The loss is ``global + local_weight * local``, trained jointly
+    (the paper trains the decoder in a second stage with the encoder frozen); the pretrained
+    decoder is transferred to fine-tuning along with the encoder.
+
+    Not implemented: the paper's batch sampling of one slice per partition per volume.
     """
 
     name = "glcl"
     needs_volumes = True
     variant = "supcon"
 
-    def __init__(self, encoder: nn.Module, partitions: int = 4, **kwargs) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        partitions: int = 4,
+        local_weight: float = 0.0,
+        local_regions: int = 3,
+        num_res_units: int = 0,
+        norm: str = "instance",
+        **kwargs,
+    ) -> None:
         super().__init__(encoder, **kwargs)
         if partitions < 1:
             raise ValueError(f"partitions must be >= 1, got {partitions}")
+        if local_weight < 0 or local_regions < 1:
+            raise ValueError(
+                f"need local_weight >= 0 and local_regions >= 1, got {local_weight}, {local_regions}"
+            )
         self.partitions = partitions
+        self.local_weight = local_weight
+        self.local_regions = local_regions
+        if local_weight > 0:
+            from medcl.models import UNetDecoder
+
+            ch: tuple[int, ...] = tuple(encoder.channels)  # type: ignore[arg-type]
+            self.decoder = UNetDecoder(ch, 1, 2, norm, num_res_units)  # head unused here
+            self.local_head = nn.Conv2d(ch[0], ch[0], kernel_size=1)
 
     def positives(self, batch: Batch) -> tuple[Tensor | None, Tensor | None]:
         if batch.positions is None:
             raise ValueError("GLCL needs slice positions in batch.positions")
         return self.gather(partition_index(batch.positions, self.partitions)), None
+
+    def forward(self, batch: Batch) -> Tensor:
+        loss = super().forward(batch)
+        if self.local_weight > 0:
+            if batch.images is None:
+                raise ValueError("GLCL's local loss needs the un-augmented images in batch.images")
+            loss = loss + self.local_weight * self.local_loss(batch.images)
+        return loss
+
+    def local_loss(self, images: Tensor) -> Tensor:
+        """NT-Xent between grid regions of two intensity-only views of ``images`` (B, C, H, W)."""
+        views = torch.stack([intensity_jitter(images), intensity_jitter(images)], 1)
+        b = views.shape[0]
+        x = views.flatten(0, 1)
+        feats = self.encoder.forward_features(x)  # type: ignore[operator]
+        f = self.local_head(self.decoder.forward_features(feats))
+        r = self.local_regions
+        pooled = torch.nn.functional.adaptive_avg_pool2d(f, r)  # (2B, D, r, r)
+        regions = pooled.view(b, 2, f.shape[1], r * r).permute(0, 3, 1, 2)  # (B, r*r, 2, D)
+        z = self.gather(regions.reshape(b * r * r, 2, -1))
+        return cluster_contrastive_loss(z, None, self.temperature, "supcon")
+
+
+@torch.no_grad()
+def intensity_jitter(x: Tensor, strength: float = 0.3) -> Tensor:
+    """Random contrast and brightness per image, no spatial change: ``a * x + c``.
+
+    ``a`` is uniform in [1 - strength, 1 + strength] and ``c`` in [-strength/2, strength/2].
+    """
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    a = 1 + strength * (2 * torch.rand(shape, device=x.device, dtype=x.dtype) - 1)
+    c = strength * (torch.rand(shape, device=x.device, dtype=x.dtype) - 0.5)
+    return a * x + c
 
 
 def positional_positives(positions: Tensor, threshold: float) -> Tensor:

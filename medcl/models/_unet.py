@@ -136,11 +136,15 @@ class UNetDecoder(nn.Module):
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
         self.head = conv(ch[0], out_channels, kernel_size=1)
 
-    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+    def forward_features(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """The encoder's feature maps -> full-resolution features ``(B, channels[0], ...)``."""
         x = feats[-1]
         for up, fuse, skip in zip(self.ups, self.fuse, reversed(feats[:-1]), strict=True):
             x = fuse(torch.cat([up(x), skip], dim=1))
-        return self.head(x)
+        return x
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return self.head(self.forward_features(feats))
 
 
 class SegmentationUNet(nn.Module):

@@ -22,7 +22,7 @@ from medcl.stages._common import (
     seed_all,
     to_device,
 )
-from medcl.stages.pretrain import encoder_path, method_or_error
+from medcl.stages.pretrain import decoder_path, encoder_path, method_or_error
 from medcl.train import train_loop
 
 
@@ -54,7 +54,14 @@ def build_model(cfg: Config, data: ImageSet, method: str, seed: int, run: RunDir
         )
         encoder.load_state_dict(torch.load(path, map_location="cpu"))
     torch.manual_seed(10_000 + seed)  # the decoder starts identically across methods
-    return SegmentationUNet(encoder, data.num_classes, cfg.model.num_res_units, cfg.model.norm)
+    model = SegmentationUNet(encoder, data.num_classes, cfg.model.num_res_units, cfg.model.norm)
+    pretrained = decoder_path(run, method, seed)
+    if pretrained.exists():  # GLCL with its local loss pretrains the decoder; not its head
+        state = torch.load(pretrained, map_location="cpu")
+        model.decoder.load_state_dict(
+            {k: v for k, v in state.items() if not k.startswith("head.")}, strict=False
+        )
+    return model
 
 
 def finetune_steps(steps: int, epochs: int | None, n_labelled: int, batch_size: int) -> int:

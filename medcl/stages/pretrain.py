@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 
-from medcl.config import Config, PretrainConfig
+from medcl.config import Config
 from medcl.data import ImageSet, TwoViews
 from medcl.errors import MedclError
 from medcl.methods import METHODS, Batch, PretrainMethod, build_method
@@ -32,9 +32,14 @@ def check_method_applies(name: str, data: ImageSet) -> None:
         )
 
 
-def method_settings(p: PretrainConfig) -> dict:
+def method_settings(cfg: Config) -> dict:
     """Every method's hyperparameters by constructor argument name."""
+    p = cfg.pretrain
     return {
+        "num_res_units": cfg.model.num_res_units,
+        "norm": cfg.model.norm,
+        "local_weight": p.glcl_local_weight,
+        "local_regions": p.glcl_local_regions,
         "temperature": p.temperature,
         "proj_hidden": p.proj_hidden,
         "proj_out": p.proj_out,
@@ -52,6 +57,10 @@ def method_settings(p: PretrainConfig) -> dict:
 
 def encoder_path(run: RunDir, method: str, seed: int):
     return run.path / "pretrain" / method / f"seed{seed}" / "encoder.pt"
+
+
+def decoder_path(run: RunDir, method: str, seed: int):
+    return run.path / "pretrain" / method / f"seed{seed}" / "decoder.pt"
 
 
 def distribute(model: PretrainMethod, fabric) -> PretrainMethod:
@@ -94,9 +103,7 @@ def run_pretrain(
                 f"training split has {len(images)}; rerun `medcl features` and `medcl cluster`."
             )
     seed_all(seed)
-    model = build_method(
-        method_name, build_encoder(cfg, data.channels), **method_settings(cfg.pretrain)
-    )
+    model = build_method(method_name, build_encoder(cfg, data.channels), **method_settings(cfg))
     model = distribute(model, fabric)
     views = TwoViews(data.image_size, strength=p.aug_strength)
     t0 = time.perf_counter()
@@ -105,8 +112,10 @@ def run_pretrain(
 
     def step_loss(idx: np.ndarray, net: torch.nn.Module) -> torch.Tensor:
         t = torch.as_tensor(idx)
+        x = to_device(fabric, images, idx)
         batch = Batch(
-            views=views(to_device(fabric, images, idx)),
+            views=views(x),
+            images=x,
             labels=None if label_t is None else fabric.to_device(label_t[t]),
             positions=fabric.to_device(positions[t]) if method_cls.needs_volumes else None,
         )
@@ -130,6 +139,9 @@ def run_pretrain(
     )
     if fabric.is_global_zero:
         atomic_torch_save(model.encoder.state_dict(), encoder_path(run, method_name, seed))
+        decoder = getattr(model, "decoder", None)
+        if decoder is not None:  # GLCL's local loss pretrains a decoder: transfer it too
+            atomic_torch_save(decoder.state_dict(), decoder_path(run, method_name, seed))
         done = {"seconds": round(time.perf_counter() - t0, 2), "loss": history}
         run.write_json(f"pretrain/{method_name}/seed{seed}/done.json", done)
         (out / "checkpoint.pt").unlink(missing_ok=True)

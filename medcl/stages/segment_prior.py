@@ -103,7 +103,7 @@ def run_segment_prior(cfg: Config, out: str | Path) -> dict:
     )
 
     seed_all(pr.seed)
-    model = build_method("ld", build_encoder(cfg, data.channels), **method_settings(cfg.pretrain))
+    model = build_method("ld", build_encoder(cfg, data.channels), **method_settings(cfg))
     assert isinstance(model, LD)
     model.set_prior(mean, var, pr.cluster, pr.weight)
     train_idx = data.indices("train")

@@ -4,8 +4,13 @@ import json
 
 import nibabel as nib
 import numpy as np
+import torch
 
 from medcl.cli import main
+from medcl.config import load_config
+from medcl.rundir import RunDir
+from medcl.stages._common import load_data
+from medcl.stages.finetune import build_model
 from tests.cli.conftest import TINY
 
 
@@ -55,13 +60,28 @@ def test_volume_methods_run_on_volumes(tmp_path):
     cfg = _volumes(tmp_path)
     out = tmp_path / "bench"
     argv = ["benchmark", str(cfg), "--out", str(out), *TINY, "run.methods=[glcl,pcl]",
-            "run.label_fractions=[1.0]"]  # fmt: skip
+            "run.label_fractions=[1.0]", "pretrain.glcl_local_weight=1.0"]  # fmt: skip
     assert main(argv) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert sorted(r["method"] for r in rows) == ["glcl", "pcl"]
     for m in ("glcl", "pcl"):
         loss = json.loads((out / "pretrain" / m / "seed0" / "done.json").read_text())["loss"]
         assert len(loss) == 2 and all(np.isfinite(loss))
+    # GLCL's local loss pretrained a decoder, and fine-tuning starts from it (not its head)
+    assert not (out / "pretrain" / "pcl" / "seed0" / "decoder.pt").exists()
+    saved = torch.load(out / "pretrain" / "glcl" / "seed0" / "decoder.pt")
+    run = RunDir(out)
+    cfg_run = load_config(out / "config.yaml")
+    data = load_data(cfg_run, cache_dir=out / "cache")
+    for method, same in (("glcl", True), ("pcl", False)):
+        dec = build_model(cfg_run, data, method, 0, run).decoder.state_dict()
+        key = (
+            "fuse.0.conv.weight"
+            if "fuse.0.conv.weight" in dec
+            else next(k for k in dec if k.startswith("fuse") and k.endswith("weight"))
+        )
+        assert torch.equal(dec[key], saved[key]) == same
+        assert dec["head.weight"].shape[0] == 3  # background + 2 classes, not the saved head
 
 
 def test_kfold_benchmark_pools_every_fold(tmp_path, capsys):
