@@ -66,16 +66,19 @@ def intensity_baseline(images: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def infer(model, images: np.ndarray, fabric, batch_size: int = 64):
-    """Cluster maps ``(N, H, W)``, guided-cluster probabilities and embeddings of ``images``."""
+def infer(model, images: np.ndarray, fabric, batch_size: int = 64, embeddings: bool = False):
+    """Cluster maps ``(N, H, W)`` and guided-cluster probabilities of ``images``; with
+    ``embeddings``, also the pixel embeddings ``(N, D, H, W)`` (large: ask for a few images)."""
     model.eval()
     maps, probs, embs = [], [], []
     for s in range(0, len(images), batch_size):
         emb, assign, _ = model.net(to_device(fabric, images[s : s + batch_size]))
         maps.append(assign.argmax(1).cpu().numpy())
         probs.append(assign[:, model.prior_cluster].cpu().numpy())
-        embs.append(emb.cpu().numpy())
-    return np.concatenate(maps), np.concatenate(probs), np.concatenate(embs)
+        if embeddings:
+            embs.append(emb.cpu().numpy())
+    out = (np.concatenate(maps), np.concatenate(probs))
+    return (*out, np.concatenate(embs)) if embeddings else out
 
 
 def run_segment_prior(cfg: Config, out: str | Path) -> dict:
@@ -136,7 +139,7 @@ def run_segment_prior(cfg: Config, out: str | Path) -> dict:
     atomic_torch_save(model.state_dict(), run.path / "model.pt")
 
     test = data.indices("test")
-    cluster_maps, probs, embs = infer(model, data.images[test], fabric)
+    cluster_maps, probs = infer(model, data.images[test], fabric)
     pred = cluster_maps == pr.cluster
     np.save(run.file("masks", "test_masks.npy"), pred)
     (run.path / "masks" / "test_ids.txt").write_text("\n".join(data.ids[test]) + "\n")
@@ -169,11 +172,11 @@ def run_segment_prior(cfg: Config, out: str | Path) -> dict:
         }
     results["guided_cluster_share"] = float(pred.mean())
     run.write_json("results.json", results)
-    _report(run, cfg, data, test, cluster_maps, probs, embs, gt, pred, results)
+    _report(run, cfg, data, test, model, fabric, cluster_maps, probs, gt, pred, results)
     return results
 
 
-def _report(run, cfg, data, test, cluster_maps, probs, embs, gt, pred, results) -> None:
+def _report(run, cfg, data, test, model, fabric, cluster_maps, probs, gt, pred, results) -> None:
     from medcl.report._local import cluster_map_figure, prior_mask_figure, similarity_figure
     from medcl.report._report import _save, write_pages
 
@@ -215,7 +218,8 @@ def _report(run, cfg, data, test, cluster_maps, probs, embs, gt, pred, results) 
             "Similarity maps",
             "Cosine similarity of every pixel's embedding to the embedding at the marked pixel.",
             _save(
-                similarity_figure(images[:3], embs[show][:3]), run.file("plots", "similarity.png")
+                similarity_figure(images[:3], infer(model, images[:3], fabric, embeddings=True)[2]),
+                run.file("plots", "similarity.png"),
             ),
         ),
     ]
