@@ -81,12 +81,18 @@ def write_results(run: RunDir, results: dict, methods: list[str]) -> None:
     atomic_write_text(run.file("table.csv"), format_table(results["rows"], methods, fmt="csv"))
 
 
-def _pretrain_only(run: RunDir, cfg: Config, fabric) -> dict:
-    """What a process other than rank 0 does under DDP: its share of every pretraining."""
+def checked_data(run: RunDir, cfg: Config) -> ImageSet:
+    """The run's data, with every setting that needs the data checked before any training."""
     data = load_data(cfg, cache_dir=run.path / "cache")
-    check_against_data(cfg, data)  # the same checks as rank 0, so that all fail together
+    check_against_data(cfg, data)
     for m in cfg.run.methods:
         check_method_applies(m, data)
+    return data
+
+
+def _pretrain_only(run: RunDir, cfg: Config, fabric) -> dict:
+    """What a process other than rank 0 does under DDP: its share of every pretraining."""
+    data = checked_data(run, cfg)  # the same checks as rank 0, so that all fail together
     fabric.barrier()  # rank 0 computes features and pseudo-labels meanwhile
     for seed in cfg.run.seeds:
         for method in cfg.run.methods:
@@ -114,10 +120,7 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
     solo = single_device(fabric, cfg.run.precision)
     seconds: dict = {}
     with timed(seconds, "load"):
-        data = load_data(cfg, cache_dir=run.path / "cache")
-    check_against_data(cfg, data)
-    for m in cfg.run.methods:
-        check_method_applies(m, data)
+        data = checked_data(run, cfg)
     needs_clusters = any(method_or_error(m).uses_pseudo_labels for m in cfg.run.methods)
     say(
         f"{len(data)} images ({', '.join(f'{s} {len(data.indices(s))}' for s in ('train', 'val', 'test'))}), "
