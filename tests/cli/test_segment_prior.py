@@ -68,3 +68,17 @@ def test_the_prior_term_pulls_the_guided_cluster_towards_the_references():
         loss.backward()
         opt.step()
     assert ld.last_terms["prior"] < start / 2  # cluster 1's masks moved towards the prior
+
+
+def test_too_many_references_and_a_missing_cluster_are_one_sentence(tiny_config, tmp_path, capsys):
+    base = ["segment-prior", str(tiny_config), "--out", str(tmp_path / "sp"), *SMALL]
+    assert main([*base, "prior.references=500"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("medcl: error: prior.references=500 but only ")
+    assert "lower prior.references" in err
+    assert main([*base, "prior.cluster=4"]) == 2  # the head has pretrain.ld_clusters=4
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        "medcl: error: prior.cluster=4 but the clustering head has pretrain.ld_clusters=4 "
+        "clusters; choose prior.cluster < 4."
+    )
