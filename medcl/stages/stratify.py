@@ -96,7 +96,8 @@ def train_warmup(cfg, run: RunDir, x: torch.Tensor, fabric):
     device = fabric.device
     torch.manual_seed(cfg.run.seed)
     size = (int(x.shape[2]), int(x.shape[3]))
-    model = build_model(cfg, x.shape[1], size).to(device)
+    # channels_last: ~10% faster warm-up steps on CPU (benchmarks/bench_stratify_step.py)
+    model = build_model(cfg, x.shape[1], size).to(device, memory_format=torch.channels_last)
     views = make_views(cfg, size).to(device)
     opt = LARS(
         lars_param_groups(model, w.weight_decay),
@@ -112,6 +113,7 @@ def train_warmup(cfg, run: RunDir, x: torch.Tensor, fabric):
         xb = x[torch.from_numpy(idx)].to(device)
         with torch.no_grad():
             v = torch.cat([views(xb), views(xb)]).clamp_(0, 1)
+            v = v.contiguous(memory_format=torch.channels_last)
         h, z, rec = net(v)
         b = len(idx)
         nt_xent = cluster_contrastive_loss(
