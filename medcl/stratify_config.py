@@ -63,7 +63,7 @@ class StratifyClusterConfig(_Section):
     method: Literal["kmeans", "ward", "spectral"] = Field(
         "kmeans",
         description="kmeans (the paper), ward (medcl.cluster.WardClustering), or spectral "
-        "(scikit-learn, on a 10-nearest-neighbour graph; k from the Ward elbow)",
+        "(scikit-learn, on a 10-nearest-neighbour graph)",
     )
     assign: Literal["prototype", "knn"] = Field(
         "prototype",
@@ -71,7 +71,12 @@ class StratifyClusterConfig(_Section):
         "prototype (the paper) or the majority stratum of their evaluate.knn_k nearest "
         "training latents",
     )
-    k: int | None = Field(None, ge=2, description="fixed k; null = elbow of the method's curve")
+    k: int | None = Field(None, ge=2, description="fixed k; null = read from k_rule")
+    k_rule: Literal["elbow", "silhouette"] = Field(
+        "elbow",
+        description="how k is chosen when k is null: the knee of the within-cluster distance "
+        "curve (the paper), or the highest mean cosine silhouette of the method's partitions",
+    )
     k_min: int = Field(2, ge=2)
     k_max: int = Field(20, ge=2)
     normalize: bool = Field(True, description="cluster L2-normalised latents (cosine geometry)")

@@ -75,12 +75,25 @@ def member_gallery(images: np.ndarray, clusters: np.ndarray, k: int, per_cluster
 
 
 def elbow_plot(info: dict):
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    """The within-cluster distance curve with its knee; beside it the silhouette curve and its
+    maximum when k was chosen by silhouette."""
+    sil = info.get("silhouette")
+    fig, axes = plt.subplots(1, 2 if sil else 1, figsize=(9 if sil else 5, 3.2), squeeze=False)
+    ax = axes[0][0]
     ax.plot(info["k_values"], info["curve"], "o-", ms=3)
     ax.axvline(info["elbow_k"], color="C3", ls="--", label=f"elbow k = {info['elbow_k']}")
     ax.set_xlabel("k")
     ax.set_ylabel("mean within-cluster distance")
     ax.legend()
+    if sil:
+        ax = axes[0][1]
+        ax.plot(info["k_values"], sil, "o-", ms=3, color="C2")
+        ax.axvline(
+            info["silhouette_k"], color="C3", ls="--", label=f"best k = {info['silhouette_k']}"
+        )
+        ax.set_xlabel("k")
+        ax.set_ylabel("mean silhouette (cosine)")
+        ax.legend()
     fig.tight_layout()
     return fig
 
@@ -129,6 +142,6 @@ def write_stratify_report(
     ]
     if info.get("k_values"):
         sections.append(
-            ("Elbow curve", "", _save(elbow_plot(info), run.file("plots", "elbow.png")))
+            ("Choice of k", "", _save(elbow_plot(info), run.file("plots", "elbow.png")))
         )
     write_pages(run, "medcl stratify report", sections, cfg.model_dump(mode="json"))

@@ -5,8 +5,8 @@ image clustering and reconstruction". Phases, each resumable from the run direct
 
 1. warm-up: NT-Xent on the projector of two augmented views + ``alpha`` x reconstruction
    MSE, LARS with a linear warm-up and cosine annealing (``warmup/checkpoint.pt``);
-2. clustering: frozen encoder, KMeans over the latents, k from the elbow (or given); the
-   centroids are the prototypes (``prototypes.npy``);
+2. clustering: frozen encoder, KMeans (or Ward, or spectral) over the latents, k from the
+   elbow or the silhouette (or given); the centroids are the prototypes (``prototypes.npy``);
 3. conditional decoder: trained on reconstruction alone from the soft assignment to the
    prototypes (``decoder/checkpoint.pt``);
 4. evaluation against the labels (majority mapping, kNN, linear probe, NMI/ARI/silhouette)
@@ -194,49 +194,94 @@ def assign_latents(
     return clusters, dist
 
 
-def cluster_latents(z: np.ndarray, cfg: StratifyConfig) -> tuple[np.ndarray, int, dict]:
-    """Labels of the training latents, k, and the elbow curve it came from.
+def partition(z: np.ndarray, method: str, k: int, seed: int, ward=None) -> np.ndarray:
+    """Labels of ``z`` in ``k`` groups by ``method`` (``ward`` reuses a fitted Ward tree)."""
+    if method == "ward":
+        return (
+            ward.labels_for(k) if ward is not None else WardClustering(n_clusters=k).fit(z).labels_
+        )
+    if method == "spectral":
+        from sklearn.cluster import SpectralClustering
 
-    ``cluster.method=kmeans`` (the paper): k at the knee of the KMeans within-cluster distance
-    curve (one KMeans per k), then KMeans with that k. ``ward``: one Ward tree gives the curve
-    and the labels for every k (:class:`medcl.cluster.WardClustering`, the same as UFC's).
-    ``spectral``: k from the Ward elbow, then spectral clustering of the 10-nearest-neighbour
-    graph, which follows curved groups that a partition into convex cells cuts across.
+        return SpectralClustering(
+            k,
+            affinity="nearest_neighbors",
+            n_neighbors=min(10, len(z) - 1),
+            assign_labels="cluster_qr",
+            random_state=seed,
+        ).fit_predict(z)
+    return KMeansClustering(k, random_state=seed, n_init=5).fit(z).labels_
+
+
+def silhouette_curve(
+    z: np.ndarray, labels_for_k, ks: list[int], seed: int, max_points: int = 5000
+) -> list[float]:
+    """Mean cosine silhouette of the partition ``labels_for_k(k)`` for every ``k`` in ``ks``.
+
+    Above ``max_points`` latents the silhouette is estimated on a seeded sample of that size
+    (it needs all pairwise distances). A partition with a single group scores -1.
     """
+    from sklearn.metrics import silhouette_score
 
+    sample = min(max_points, len(z)) if len(z) > max_points else None
+    out = []
+    for k in ks:
+        labels = labels_for_k(k)
+        ok = 1 < len(np.unique(labels)) < len(z)
+        out.append(
+            float(
+                silhouette_score(z, labels, metric="cosine", sample_size=sample, random_state=seed)
+            )
+            if ok
+            else -1.0
+        )
+    return out
+
+
+def cluster_latents(z: np.ndarray, cfg: StratifyConfig) -> tuple[np.ndarray, int, dict]:
+    """Labels of the training latents, k, and the curves k was read from.
+
+    ``cluster.method=kmeans`` (the paper): KMeans; the within-cluster distance curve has one
+    KMeans per k. ``ward``: one Ward tree gives the curve and the labels for every k
+    (:class:`medcl.cluster.WardClustering`, the same as UFC's). ``spectral``: spectral
+    clustering of the 10-nearest-neighbour graph, which follows curved groups that a partition
+    into convex cells cuts across (its curve is the Ward tree's).
+
+    k is ``cluster.k`` if given, else read by ``cluster.k_rule``: ``elbow`` (the paper) takes
+    the knee of the within-cluster distance curve; ``silhouette`` takes the k whose partition
+    by ``method`` has the highest mean cosine silhouette (Rousseeuw 1987): compact groups far
+    from their neighbours, with no curve shape to read.
+    """
     c = cfg.cluster
+    seed = cfg.run.seed
     ks = list(range(c.k_min, min(c.k_max, len(z) - 1) + 1))
-    if c.method in ("ward", "spectral"):
+    ward = None
+    if c.method == "kmeans":
+        fits = {k: KMeansClustering(k, random_state=seed, n_init=2).fit(z).labels_ for k in ks}
+        curve = [within_cluster_distance(z, fits[k]) for k in ks]
+    else:
         ward = WardClustering(n_clusters=c.k, k_range=(ks[0], ks[-1])).fit(z)
         curve = (
             ward.curve_
             if ward.curve_ is not None
             else [within_cluster_distance(z, ward.labels_for(k)) for k in ks]
         )
-        elbow = knee_point(ks, curve)
-        info = {"k_values": ks, "curve": [float(v) for v in curve], "elbow_k": elbow}
-        if c.method == "ward":
-            return ward.labels_, int(ward.n_clusters_), info
-        from sklearn.cluster import SpectralClustering
+    elbow = knee_point(ks, curve)
+    info: dict = {"k_values": ks, "curve": [float(v) for v in curve], "elbow_k": elbow}
+    k = c.k or elbow
+    if c.k_rule == "silhouette":
+        cache: dict[int, np.ndarray] = {}
 
-        k = int(ward.n_clusters_)
-        spectral = SpectralClustering(
-            k,
-            affinity="nearest_neighbors",
-            n_neighbors=10,
-            assign_labels="cluster_qr",
-            random_state=cfg.run.seed,
-        ).fit(z)
-        return spectral.labels_, k, info
-    curve = [
-        within_cluster_distance(
-            z, KMeansClustering(k, random_state=cfg.run.seed, n_init=2).fit(z).labels_
-        )
-        for k in ks
-    ]
-    elbow = knee_point(ks, curve) if len(ks) > 0 else c.k_min
-    km = KMeansClustering(c.k or elbow, random_state=cfg.run.seed, n_init=5).fit(z)
-    return km.labels_, int(km.n_clusters_), {"k_values": ks, "curve": curve, "elbow_k": elbow}
+        def labels_for(k_: int) -> np.ndarray:
+            cache[k_] = partition(z, c.method, k_, seed, ward)
+            return cache[k_]
+
+        info["silhouette"] = silhouette_curve(z, labels_for, ks, seed)
+        info["silhouette_k"] = ks[int(np.argmax(info["silhouette"]))]
+        k = c.k or info["silhouette_k"]
+        if k in cache:
+            return cache[k], int(k), info
+    return partition(z, c.method, k, seed, ward), int(k), info
 
 
 def train_decoder(cfg, run: RunDir, model, x, prototypes: np.ndarray, fabric):
@@ -386,7 +431,10 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
         },
     )
     seconds["cluster"] = time.perf_counter() - t0
-    say(f"cluster: k = {k} prototypes" + (" (elbow)" if cfg.cluster.k is None else ""))
+    say(
+        f"cluster: k = {k} prototypes"
+        + (f" ({cfg.cluster.k_rule})" if cfg.cluster.k is None else "")
+    )
 
     t0 = time.perf_counter()
     dec = train_decoder(cfg, run, model, x_tr, prototypes, fabric)
@@ -473,6 +521,7 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
         "n_eval": int(len(te)),
         "k": int(k),
         "elbow_k": elbow["elbow_k"],
+        "silhouette_k": elbow.get("silhouette_k"),
         "seed": cfg.run.seed,
         "rows": rows,
         "cluster": cm,
@@ -502,7 +551,9 @@ def metrics_markdown(m: dict) -> str:
     paper = m.get("paper_mnist") or {}
     lines = [
         f"Metrics on the {m['n_eval']} '{m['eval_split']}' images of {m['dataset']}; "
-        f"k = {m['k']} clusters (elbow: {m['elbow_k']}); seed {m['seed']}.",
+        f"k = {m['k']} clusters (elbow: {m['elbow_k']}"
+        + (f", silhouette: {m['silhouette_k']}" if m.get("silhouette_k") else "")
+        + f"); seed {m['seed']}.",
         "",
         "| method | accuracy | precision (macro) | recall (macro) | paper (MNIST) |",
         "|---|---|---|---|---|",

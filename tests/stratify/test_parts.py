@@ -214,6 +214,48 @@ def test_cluster_latents_finds_blobs_with_either_method(method):
     assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
     fixed = load_stratify_config(None, [f"cluster.method={method}", "cluster.k=6"])
     assert cluster_latents(z, fixed)[1] == 6
+    sil = load_stratify_config(
+        None, [f"cluster.method={method}", "cluster.k_max=10", "cluster.k_rule=silhouette"]
+    )
+    labels, k, info = cluster_latents(z, sil)
+    assert k == 4 and info["silhouette_k"] == 4 and len(info["silhouette"]) == 9
+    assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
+
+
+def test_silhouette_curve_by_hand():
+    """Two groups of duplicate directions: at k = 2 every point has a = 0 and b = 1 (cosine
+    distance of orthogonal vectors), so s = 1; at k = 3 one group is split into two
+    singletons, whose silhouette is 0 by definition, so the mean is (1 + 1 + 0 + 0) / 4."""
+    from medcl.stages.stratify import silhouette_curve
+
+    z = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    parts = {2: np.array([0, 0, 1, 1]), 3: np.array([0, 0, 1, 2]), 4: np.arange(4)}
+    assert silhouette_curve(z, parts.__getitem__, [2, 3, 4], seed=0) == pytest.approx(
+        [1.0, 0.5, -1.0]
+    )
+
+
+def test_silhouette_rule_finds_ten_groups_where_the_elbow_says_nine():
+    """Ten well separated Gaussian blobs: the knee of the within-cluster distance curve over
+    k = 2..20 lies at 9 (the chord from k = 2 pulls it below the true number, as on the MNIST
+    latents), while the silhouette peaks at 10 and recovers the blobs."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from medcl.stages.stratify import cluster_latents
+    from medcl.stratify_config import load_stratify_config
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(10), 40)
+    z = (rng.normal(size=(10, 8)) * 6.0)[truth] + rng.normal(size=(400, 8))
+    results = {}
+    for rule in ("elbow", "silhouette"):
+        cfg = load_stratify_config(
+            None, ["cluster.method=ward", "cluster.normalize=false", f"cluster.k_rule={rule}"]
+        )
+        results[rule] = cluster_latents(z, cfg)
+    assert results["elbow"][1] == 9
+    assert results["silhouette"][1] == 10
+    assert adjusted_rand_score(truth, results["silhouette"][0]) == pytest.approx(1.0)
 
 
 def _rings(n=300, seed=0):
