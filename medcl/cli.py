@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
         "stratify",
         help="unsupervised stratification with a contrastive autoencoder (Ferrante et al.)",
         description="Train a contrastive autoencoder (NT-Xent + 0.1 x reconstruction, LARS), "
-        "cluster its latent space with KMeans (k from the elbow), decode the prototypes with a "
+        "cluster its latent space (cluster.method kmeans, ward or spectral; k from the elbow or "
+        "the silhouette, cluster.k_rule), decode the prototypes with a "
         "conditional decoder and judge the clusters against labels (majority mapping, kNN, "
         "linear probe). Writes config.yaml, assignments.csv, prototypes.npy, metrics.json/.md "
         "and report.html into the run directory; rerun the same command to resume.",
