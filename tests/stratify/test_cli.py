@@ -100,11 +100,17 @@ def test_stratify_errors_are_one_sentence(tmp_path, capsys):
     assert "no trained model" in capsys.readouterr().err
 
 
-def test_spectral_with_knn_assignment_end_to_end(tmp_path, capsys):
+def test_packaged_mnist_config_end_to_end(tmp_path, capsys):
+    """The packaged config (spectral, kNN assignment, k from the silhouette), shrunk."""
     out = tmp_path / "spectral"
-    argv = ["stratify", *TINY, "evaluate.baselines=false", "cluster.method=spectral",
-            "cluster.assign=knn", "--out", str(out)]  # fmt: skip
+    argv = ["stratify", "stratify-mnist", *TINY, "evaluate.baselines=false", "--out", str(out)]
     assert main(argv) == 0
+    info = json.loads((out / "cluster.json").read_text())
+    assert info["method"] == "spectral" and len(info["silhouette"]) == len(info["k_values"])
+    best = info["k_values"][int(np.argmax(info["silhouette"]))]
+    assert info["k"] == best == json.loads((out / "metrics.json").read_text())["silhouette_k"]
+    assert f"silhouette: {best}" in (out / "metrics.md").read_text()
+    assert (out / "plots" / "elbow.png").is_file()
     train_clusters = np.load(out / "train_clusters.npy")
     rows = list(csv.DictReader((out / "assignments.csv").open()))
     train_rows = [r for r in rows if r["split"] == "train"]
