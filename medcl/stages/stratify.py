@@ -195,11 +195,10 @@ def assign_latents(
 
 
 def partition(z: np.ndarray, method: str, k: int, seed: int, ward=None) -> np.ndarray:
-    """Labels of ``z`` in ``k`` groups by ``method`` (``ward`` reuses a fitted Ward tree)."""
+    """Labels of ``z`` in ``k`` groups by ``method``; ``ward``: the Ward tree fitted on ``z``
+    (method ``ward`` cuts it)."""
     if method == "ward":
-        return (
-            ward.labels_for(k) if ward is not None else WardClustering(n_clusters=k).fit(z).labels_
-        )
+        return ward.labels_for(k)
     if method == "spectral":
         from sklearn.cluster import SpectralClustering
 
@@ -256,6 +255,7 @@ def cluster_latents(z: np.ndarray, cfg: StratifyConfig) -> tuple[np.ndarray, int
     seed = cfg.run.seed
     ks = list(range(c.k_min, min(c.k_max, len(z) - 1) + 1))
     ward = None
+    fits: dict[int, np.ndarray] = {}
     if c.method == "kmeans":
         fits = {k: KMeansClustering(k, random_state=seed, n_init=2).fit(z).labels_ for k in ks}
         curve = [within_cluster_distance(z, fits[k]) for k in ks]
@@ -273,6 +273,8 @@ def cluster_latents(z: np.ndarray, cfg: StratifyConfig) -> tuple[np.ndarray, int
         cache: dict[int, np.ndarray] = {}
 
         def labels_for(k_: int) -> np.ndarray:
+            if c.method == "kmeans":  # the curve's fits; the chosen k is refitted below
+                return fits[k_]
             cache[k_] = partition(z, c.method, k_, seed, ward)
             return cache[k_]
 
