@@ -35,6 +35,9 @@ class StratifyModelConfig(_Section):
     widths: list[int] = Field([32, 64, 128], min_length=1, description="encoder conv channels")
     latent_dim: int = Field(128, ge=2)
     projector: list[int] = Field([512, 512, 128], min_length=1, description="projector widths")
+    norm: Literal["none", "batch"] = Field(
+        "none", description="after each encoder conv: none (the paper) or BatchNorm"
+    )
 
 
 class WarmupConfig(_Section):

@@ -49,6 +49,7 @@ class ConvEncoder(nn.Module):
         image_size: ``(H, W)`` of the input.
         widths: output channels of the conv layers.
         latent_dim: size of the latent ``h``.
+        norm: ``"none"`` (the paper) or ``"batch"``: BatchNorm between each conv and its GELU.
 
     Example:
         >>> ConvEncoder(1, (28, 28))(torch.rand(4, 1, 28, 28)).shape
@@ -61,15 +62,21 @@ class ConvEncoder(nn.Module):
         image_size: tuple[int, int] = (28, 28),
         widths: Sequence[int] = (32, 64, 128),
         latent_dim: int = 128,
+        norm: str = "none",
     ) -> None:
         super().__init__()
+        if norm not in ("none", "batch"):
+            raise ValueError(f"norm must be 'none' or 'batch', got {norm!r}")
         if len(widths) < 1 or min(widths) < 1 or latent_dim < 1:
             raise ValueError(f"widths and latent_dim must be positive, got {widths}, {latent_dim}")
         sizes = [tuple(image_size)]
         layers: list[nn.Module] = []
         c = in_channels
         for w in widths:
-            layers += [nn.Conv2d(c, w, 4, stride=2, padding=1), nn.GELU()]
+            # (conv, activation) pairs; with norm the activation is BatchNorm + GELU, so the
+            # state-dict keys of norm="none" stay those of the paper's encoder
+            act = nn.Sequential(nn.BatchNorm2d(w), nn.GELU()) if norm == "batch" else nn.GELU()
+            layers += [nn.Conv2d(c, w, 4, stride=2, padding=1, bias=norm == "none"), act]
             c = w
             sizes.append(tuple(_conv_size(s) for s in sizes[-1]))
         if min(sizes[-1]) < 1:
@@ -192,7 +199,7 @@ class ContrastiveAutoencoder(nn.Module):
     """Encoder ``e``, projector ``p`` (``ProjectionHead``) and decoder ``d`` of Ferrante et al.
 
     Args:
-        in_channels, image_size, widths, latent_dim: as for :class:`ConvEncoder`.
+        in_channels, image_size, widths, latent_dim, norm: as for :class:`ConvEncoder`.
         projector: widths of the projector after the latent, e.g. ``(512, 512, 128)`` for a
             3-layer MLP ``latent_dim -> 512 -> 512 -> 128``.
 
@@ -210,9 +217,10 @@ class ContrastiveAutoencoder(nn.Module):
         widths: Sequence[int] = (32, 64, 128),
         latent_dim: int = 128,
         projector: Sequence[int] = (512, 512, 128),
+        norm: str = "none",
     ) -> None:
         super().__init__()
-        self.encoder = ConvEncoder(in_channels, image_size, widths, latent_dim)
+        self.encoder = ConvEncoder(in_channels, image_size, widths, latent_dim, norm)
         self.projector = ProjectionHead([latent_dim, *projector])
         self.decoder = ConvDecoder(self.encoder)
 

@@ -85,7 +85,7 @@ def make_views(cfg: StratifyConfig, image_size: tuple[int, int]) -> nn.Module:
 
 def build_model(cfg: StratifyConfig, channels: int, image_size: tuple[int, int]):
     m = cfg.model
-    return ContrastiveAutoencoder(channels, image_size, m.widths, m.latent_dim, m.projector)
+    return ContrastiveAutoencoder(channels, image_size, m.widths, m.latent_dim, m.projector, m.norm)
 
 
 def train_warmup(cfg, run: RunDir, x: torch.Tensor, fabric):
@@ -346,7 +346,7 @@ def train_supervised_cnn(cfg, x, y, fabric, epochs: int) -> nn.Sequential:
 
     m = cfg.model
     torch.manual_seed(cfg.run.seed + 2)
-    enc = ConvEncoder(x.shape[1], tuple(x.shape[2:]), m.widths, m.latent_dim)
+    enc = ConvEncoder(x.shape[1], tuple(x.shape[2:]), m.widths, m.latent_dim, m.norm)
     net = nn.Sequential(enc, nn.GELU(), nn.Linear(m.latent_dim, int(y.max()) + 1))
     opt = torch.optim.Adam(net.parameters(), lr=cfg.evaluate.baseline_lr)
     yt = torch.from_numpy(y)

@@ -109,6 +109,29 @@ def test_knn_predict_cosine():
     assert knn_predict(bank, [0, 0, 1, 1], [[3.0, 0.1], [0.0, 0.2]], k=1).tolist() == [0, 1]
 
 
+def test_encoder_batch_norm_option():
+    """norm="batch" puts a BatchNorm between each conv and its GELU (and drops the conv bias
+    it would cancel); norm="none" keeps the paper's layers and state-dict keys."""
+    plain = ConvEncoder(1, (28, 28), (8, 16, 16), 16)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    assert "features.0.bias" in plain.state_dict() and "features.1.0.weight" not in (
+        plain.state_dict()
+    )
+    bn = ConvEncoder(1, (28, 28), (8, 16, 16), 16, norm="batch")
+    norms = [m for m in bn.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert [m.num_features for m in norms] == [8, 16, 16]
+    assert all(bn.features[i].bias is None for i in range(0, len(bn.features), 2))
+    # in training mode every conv output is normalised per channel over the batch
+    bn.train()
+    maps = bn.forward_features(torch.rand(6, 1, 28, 28))
+    first = bn.features[1][0](bn.features[0](torch.rand(6, 1, 28, 28)))
+    assert first.mean((0, 2, 3)).abs().max() < 1e-5
+    assert [tuple(m.shape[1:]) for m in maps] == [(8, 14, 14), (16, 7, 7), (16, 3, 3)]
+    assert bn(torch.rand(6, 1, 28, 28)).shape == (6, 16)
+    with pytest.raises(ValueError, match="norm must be"):
+        ConvEncoder(1, (28, 28), norm="group")
+
+
 def test_conditional_decoder_uses_its_condition():
     torch.manual_seed(0)
     enc = ConvEncoder(1, (28, 28), (8, 16, 16), 16)
