@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from medcl.report._report import _save, write_pages  # noqa: E402
 from medcl.rundir import RunDir  # noqa: E402
@@ -85,6 +86,8 @@ def elbow_plot(info: dict):
     ax.set_xlabel("k")
     ax.set_ylabel("mean within-cluster distance")
     ax.legend()
+    for a in axes[0]:
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     if sil:
         ax = axes[0][1]
         ax.plot(info["k_values"], sil, "o-", ms=3, color="C2")
