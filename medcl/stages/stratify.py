@@ -418,7 +418,7 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
     t0 = time.perf_counter()
     h_all = encode(model.encoder, x_all, device)
     z_all = _normalize(h_all) if cfg.cluster.normalize else h_all
-    train_labels, k, elbow = cluster_latents(z_all[tr], cfg)
+    train_labels, k, k_info = cluster_latents(z_all[tr], cfg)
     prototypes = update_prototypes(z_all[tr], np.eye(k)[train_labels]).astype(np.float32)
     from medcl.rundir import atomic_save_npy
 
@@ -426,7 +426,7 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
     run.write_json(
         "cluster.json",
         {
-            **elbow,
+            **k_info,
             "method": cfg.cluster.method,
             "k": int(k),
             "sizes": np.bincount(train_labels).tolist(),
@@ -522,8 +522,8 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
         "n_train": int(len(tr)),
         "n_eval": int(len(te)),
         "k": int(k),
-        "elbow_k": elbow["elbow_k"],
-        "silhouette_k": elbow.get("silhouette_k"),
+        "elbow_k": k_info["elbow_k"],
+        "silhouette_k": k_info.get("silhouette_k"),
         "seed": cfg.run.seed,
         "rows": rows,
         "cluster": cm,
