@@ -566,6 +566,14 @@ def metrics_markdown(m: dict) -> str:
             f"| {name} | {r['accuracy']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {ref} |"
         )
     c = m["cluster"]
+    if "supervised CNN (baseline)" in m["rows"]:
+        lines += [
+            "",
+            "Baselines: the supervised CNN is the same encoder with a linear head, trained from "
+            "scratch on the training labels (ImageNet weights cannot be downloaded here); "
+            "features + KMeans clusters its penultimate features with KMeans (same k) and maps "
+            "the clusters to labels by majority.",
+        ]
     lines += [
         "",
         f"Clusters: NMI {c.get('nmi', float('nan')):.3f}, ARI {c.get('ari', float('nan')):.3f}, "

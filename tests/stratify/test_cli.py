@@ -47,6 +47,7 @@ def test_stratify_end_to_end_resume_and_assign(tmp_path, capsys):
         metrics["rows"]
     )
     assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert "trained from scratch" in (out / "report.md").read_text()
     assert "majority mapping" in capsys.readouterr().out
 
     # a second run resumes from the checkpoints: no new training epochs are logged
