@@ -231,9 +231,9 @@ def _config_and_out(args) -> tuple[str, str]:
     return config, args.out or str(Path("runs") / Path(args.config).stem)
 
 
-def _print_results(results: dict, over: str, out: str, t0: float) -> int:
-    """The Dice table, UFC against each baseline, and where the files are."""
-    from medcl.evaluate import compare_to_baselines, format_table
+def _print_results(results: dict, over: str, out: str, t0: float, layout: str | None) -> int:
+    """The Dice table, the paired comparisons with random init and SimCLR, and the files."""
+    from medcl.evaluate import comparisons_markdown, format_table, label_trend_flags, paper_note
 
     if results.get("rank"):  # another DDP process; rank 0 prints the table
         return 0
@@ -241,8 +241,16 @@ def _print_results(results: dict, over: str, out: str, t0: float) -> int:
     k = f", k = {results['k']} pseudo-classes" if results.get("k") else ""
     print(f"\nTest Dice % (mean ± std over {over}){k}:\n")
     print(format_table(results["rows"], methods))
-    for line in compare_to_baselines(results["rows"]):
-        print(line)
+    print(comparisons_markdown(results["rows"]))
+    flags = label_trend_flags(results["rows"])
+    if flags:
+        print("Dice that does not rise with more labels:")
+        for line in flags:
+            print(f"  {line}")
+        print()
+    note = paper_note(layout)
+    if note:
+        print(note)
     minutes = (time.perf_counter() - t0) / 60
     print(
         f"Finished in {minutes:.1f} min. Table: {Path(out) / 'table.md'}, report: "
@@ -255,7 +263,8 @@ def _run_and_print(cfg, out) -> int:
     from medcl.stages.pipeline import run_pipeline
 
     t0 = time.perf_counter()
-    return _print_results(run_pipeline(cfg, out), f"seeds {cfg.run.seeds}", out, t0)
+    results = run_pipeline(cfg, out)
+    return _print_results(results, f"seeds {cfg.run.seeds}", out, t0, cfg.data.layout)
 
 
 def _cmd_run(args) -> int:
@@ -273,7 +282,7 @@ def _cmd_benchmark(args) -> int:
     t0 = time.perf_counter()
     results = run_benchmark(cfg, out, methods_named=named)
     folds = f" x {results['folds']} folds" if results.get("folds") else ""
-    return _print_results(results, f"{len(cfg.run.seeds)} seeds{folds}", out, t0)
+    return _print_results(results, f"{len(cfg.run.seeds)} seeds{folds}", out, t0, cfg.data.layout)
 
 
 def _cmd_segment_prior(args) -> int:

@@ -30,12 +30,14 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    layout: Literal["folder", "isic2017", "mmwhs"] = Field(
+    layout: Literal["folder", "isic2017", "mmwhs", "dsb2018"] = Field(
         "folder",
-        description="folder: data.dataset or data.images/masks; isic2017, mmwhs: the challenge "
+        description="folder: data.dataset or data.images/masks; isic2017, mmwhs, dsb2018: the "
         "release's own files under data.root",
     )
-    root: str | None = Field(None, description="the data set's folder for layout isic2017/mmwhs")
+    root: str | None = Field(
+        None, description="the data set's folder for layout isic2017/mmwhs/dsb2018"
+    )
     extra_images: list[str] = Field(
         [], description="isic2017: folders of unlabeled images added to train for pretraining"
     )
@@ -43,7 +45,9 @@ class DataConfig(_Section):
         "unit",
         description="zscore: the encoder standardises each image (after augmentation, on [0, 1])",
     )
-    dataset: str | None = Field(None, description="built-in data set name, e.g. brain-aal")
+    dataset: str | None = Field(
+        None, description="built-in data set name: dsb2018 (nuclei) or brain-aal (MRI)"
+    )
     images: str | None = Field(None, description="folder (or file) of images or volumes")
     masks: str | None = Field(None, description="folder of masks paired by file name")
     mask_suffix: str = Field("", description="mask stem suffix, e.g. _segmentation")

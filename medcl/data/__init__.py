@@ -2,6 +2,14 @@
 
 from medcl.data._augment import PairedAugment, TwoViews
 from medcl.data._builtin import BUILTIN_DATASETS, load_brain_aal, load_builtin
+from medcl.data._dsb2018 import (
+    APPEARANCE_GROUPS,
+    DSB2018_CLASSES,
+    acquisition_groups,
+    appearance_group,
+    load_dsb2018,
+    load_dsb2018_folder,
+)
 from medcl.data._folder import load_folder
 from medcl.data._imageset import ImageSet
 from medcl.data._isic import load_isic2017
@@ -9,10 +17,17 @@ from medcl.data._medmnist import load_medmnist
 from medcl.data._mmwhs import MMWHS_CLASSES, load_mmwhs
 from medcl.data._mnist import LabelledImageSet, load_mnist5k, stratified_split
 from medcl.data._readers import READERS, SUPPORTED_SUFFIXES, read_image, read_mask, read_volume
-from medcl.data._splits import assign_splits, kfold_splits, label_subset
+from medcl.data._splits import (
+    assign_splits,
+    kfold_splits,
+    label_subset,
+    stratified_group_split,
+)
 
 __all__ = [
+    "APPEARANCE_GROUPS",
     "BUILTIN_DATASETS",
+    "DSB2018_CLASSES",
     "MMWHS_CLASSES",
     "READERS",
     "SUPPORTED_SUFFIXES",
@@ -20,11 +35,15 @@ __all__ = [
     "LabelledImageSet",
     "PairedAugment",
     "TwoViews",
+    "acquisition_groups",
+    "appearance_group",
     "assign_splits",
     "kfold_splits",
     "label_subset",
     "load_brain_aal",
     "load_builtin",
+    "load_dsb2018",
+    "load_dsb2018_folder",
     "load_folder",
     "load_isic2017",
     "load_medmnist",
@@ -33,5 +52,6 @@ __all__ = [
     "read_image",
     "read_mask",
     "read_volume",
+    "stratified_group_split",
     "stratified_split",
 ]

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medcl.data._dsb2018 import load_dsb2018
 from medcl.data._imageset import ImageSet
 from medcl.errors import MedclError
 
@@ -89,16 +90,32 @@ def load_brain_aal(image_size: tuple[int, int] = (96, 40)) -> ImageSet:
     )
 
 
-BUILTIN_DATASETS = {"brain-aal": load_brain_aal}
+BUILTIN_DATASETS = {"brain-aal": load_brain_aal, "dsb2018": load_dsb2018}
+RESPLITTABLE = {"dsb2018"}  # built-in sets whose split data.split_seed can redraw
 
 
-def load_builtin(name: str, image_size: tuple[int, int] | None = None) -> ImageSet:
-    """Load a built-in data set by name (see ``BUILTIN_DATASETS``)."""
+def load_builtin(
+    name: str, image_size: tuple[int, int] | None = None, split_seed: int = 0
+) -> ImageSet:
+    """Load a built-in data set by name (see ``BUILTIN_DATASETS``).
+
+    ``split_seed`` redraws the split of the sets that allow it (``dsb2018``: same rule,
+    another shuffle); brain-aal's split is fixed by its construction (left vs right
+    hemisphere) and a seed other than 0 is refused.
+    """
     if name not in BUILTIN_DATASETS:
         raise MedclError(
             f"data.dataset='{name}' is not a built-in data set; choose one of "
             f"{sorted(BUILTIN_DATASETS)} or set data.images to a folder of your own."
         )
+    kwargs: dict = {}
+    if split_seed:
+        if name not in RESPLITTABLE:
+            raise MedclError(
+                f"data.split_seed={split_seed} but the {name} split is fixed by its "
+                "construction; leave data.split_seed at 0."
+            )
+        kwargs["split_seed"] = split_seed
     if image_size is None:
-        return BUILTIN_DATASETS[name]()
-    return BUILTIN_DATASETS[name]((int(image_size[0]), int(image_size[1])))
+        return BUILTIN_DATASETS[name](**kwargs)
+    return BUILTIN_DATASETS[name]((int(image_size[0]), int(image_size[1])), **kwargs)

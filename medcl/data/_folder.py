@@ -463,6 +463,14 @@ class _Cache:
                     [np.nan if p is None else p for p in meta["positions"]], dtype=np.float64
                 ),
                 class_names=list(meta["class_names"]),
+                group_ids=np.array(meta.get("group_ids", []), dtype=object),
+                instances=(
+                    self._load_array(self._path("instances.npy")) if meta.get("instances") else None
+                ),
+                reference_labels={
+                    k: np.array(v, dtype=object)
+                    for k, v in meta.get("reference_labels", {}).items()
+                },
             )
         except (OSError, ValueError, KeyError):
             return None  # a damaged cache is rebuilt
@@ -477,12 +485,20 @@ class _Cache:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._write(self._path("images.npy"), lambda f: np.save(f, imageset.images))
             self._write(self._path("masks.npy"), lambda f: np.save(f, imageset.masks))
+            if imageset.instances is not None:
+                instances = imageset.instances
+                self._write(self._path("instances.npy"), lambda f: np.save(f, instances))
             meta = {
                 "has_mask": imageset.has_mask.tolist(),
                 "ids": [str(i) for i in imageset.ids],
                 "volume_ids": [str(v) for v in imageset.volume_ids],
                 "positions": [None if np.isnan(p) else float(p) for p in imageset.positions],
                 "class_names": list(imageset.class_names),
+                "group_ids": [str(g) for g in imageset.group_ids],
+                "instances": imageset.instances is not None,
+                "reference_labels": {
+                    k: [str(x) for x in v] for k, v in imageset.reference_labels.items()
+                },
             }
             # written last: its presence marks a complete cache entry
             self._write(self._path("meta.json"), lambda f: f.write(json.dumps(meta).encode()))

@@ -23,6 +23,12 @@ class ImageSet:
             (NaN for 2D images); positional methods use it.
         class_names: names of the ``num_classes`` mask classes, background first.
         split: ``(N,)`` str, 'train', 'val', 'test' or '' when not split yet.
+        group_ids: ``(N,)`` str, images that must share a split (tiles of one field, say);
+            '' means the image is grouped by its volume, or alone.
+        instances: ``(N, H, W)`` int32 instance ids (0 background) where the data set has
+            them (dsb2018), else None; for instance-level metrics, never a training target.
+        reference_labels: named ``(N,)`` arrays that *judge* unsupervised results (e.g.
+            dsb2018's appearance group); no method may read them.
     """
 
     images: np.ndarray
@@ -33,6 +39,9 @@ class ImageSet:
     positions: np.ndarray
     class_names: list[str]
     split: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+    group_ids: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+    instances: np.ndarray | None = None
+    reference_labels: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -44,9 +53,19 @@ class ImageSet:
             )
         if len(self.split) == 0:
             self.split = np.full(n, "", dtype=object)
-        for name in ("has_mask", "ids", "volume_ids", "positions", "split"):
+        if len(self.group_ids) == 0:
+            self.group_ids = np.full(n, "", dtype=object)
+        for name in ("has_mask", "ids", "volume_ids", "positions", "split", "group_ids"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} must have one entry per image ({n})")
+        if self.instances is not None and self.instances.shape != self.masks.shape:
+            raise ValueError(
+                f"instances must have the masks' shape {self.masks.shape}, got "
+                f"{self.instances.shape}"
+            )
+        for name, labels in self.reference_labels.items():
+            if len(labels) != n:
+                raise ValueError(f"reference_labels['{name}'] must have one entry per image ({n})")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -83,4 +102,7 @@ class ImageSet:
             positions=self.positions[idx],
             class_names=list(self.class_names),
             split=self.split[idx],
+            group_ids=self.group_ids[idx],
+            instances=None if self.instances is None else self.instances[idx],
+            reference_labels={k: v[idx] for k, v in self.reference_labels.items()},
         )

@@ -37,7 +37,7 @@ import numpy as np
 from medcl.data._imageset import ImageSet
 from medcl.errors import MedclError
 
-__all__ = ["SPLITS", "assign_splits", "kfold_splits", "label_subset"]
+__all__ = ["SPLITS", "assign_splits", "kfold_splits", "label_subset", "stratified_group_split"]
 
 SPLITS = ("train", "val", "test")
 
@@ -100,13 +100,17 @@ def assign_splits(
 def _groups(imageset: ImageSet) -> tuple[np.ndarray, np.ndarray]:
     """``(group_of, labeled)``: each image's group index, and whether a group has a mask.
 
-    A group is a volume (all its slices), or a single 2D image; groups are numbered in order
-    of first appearance.
+    A group is the images sharing a ``group_ids`` entry (tiles of one field), else a volume
+    (all its slices), else a single 2D image; groups are numbered in order of first
+    appearance.
     """
     group_of = np.empty(len(imageset), dtype=np.int64)
     keys: dict[tuple[str, object], int] = {}
-    for i, vol in enumerate(imageset.volume_ids):
-        key = ("volume", vol) if vol != "" else ("image", i)
+    for i, (grp, vol) in enumerate(zip(imageset.group_ids, imageset.volume_ids, strict=True)):
+        if grp != "":
+            key: tuple[str, object] = ("group", grp)
+        else:
+            key = ("volume", vol) if vol != "" else ("image", i)
         group_of[i] = keys.setdefault(key, len(keys))
     labeled = np.zeros(len(keys), dtype=bool)
     np.logical_or.at(labeled, group_of, np.asarray(imageset.has_mask, dtype=bool))
@@ -223,6 +227,60 @@ def _splits_from_csv(imageset: ImageSet, split_csv: str | os.PathLike) -> np.nda
             "add a row for every image."
         )
     return split
+
+
+def stratified_group_split(
+    groups: np.ndarray,
+    strata: np.ndarray,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int = 0,
+) -> np.ndarray:
+    """``(N,)`` 'train' / 'val' / 'test': whole groups, each stratum split in the same shares.
+
+    Within each stratum (e.g. an appearance group) the groups are shuffled with ``seed`` and
+    dealt, one at a time, to the split furthest below its share of that stratum's images
+    (``target - count``; ties go to test, then val, then train). Every image of a group
+    lands in one split, so tiles of one field cannot leak from train into test. A group
+    that spans strata is dealt with the stratum of its first image.
+
+    Args:
+        groups: ``(N,)`` group of each image (any hashable values).
+        strata: ``(N,)`` stratum of each image.
+        val_fraction, test_fraction: shares of each stratum's images, each in [0, 1).
+        seed: seed of the shuffle.
+
+    Example::
+
+        >>> stratified_group_split(np.array([0, 0, 1, 2]), np.array(list("aaab")), 0, 0.5)
+    """
+    groups, strata = np.asarray(groups), np.asarray(strata)
+    if groups.shape != strata.shape:
+        raise ValueError(f"groups {groups.shape} and strata {strata.shape} differ in shape")
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise MedclError(
+            f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must "
+            "each be in [0, 1) with a sum below 1."
+        )
+    rng = np.random.default_rng(seed)
+    out = np.full(len(groups), "train", dtype=object)
+    members: dict[object, list[int]] = {}
+    for i, g in enumerate(groups.tolist()):
+        members.setdefault(g, []).append(i)
+    by_stratum: dict[object, list[object]] = {}
+    for g, idx in members.items():
+        by_stratum.setdefault(strata[idx[0]], []).append(g)
+    shares = {"test": test_fraction, "val": val_fraction, "train": 1 - val_fraction - test_fraction}
+    for stratum in sorted(by_stratum, key=str):
+        names = by_stratum[stratum]
+        total = sum(len(members[g]) for g in names)
+        count = dict.fromkeys(shares, 0)
+        for k in rng.permutation(len(names)):
+            g = names[int(k)]
+            name = max(shares, key=lambda s: shares[s] * total - count[s])
+            out[members[g]] = name
+            count[name] += len(members[g])
+    return out
 
 
 def label_subset(

@@ -15,11 +15,50 @@ from torch import nn
 
 __all__ = [
     "classification_scores",
+    "cluster_agreement",
     "cluster_metrics",
     "knn_predict",
     "linear_probe",
     "majority_mapping",
 ]
+
+
+def cluster_agreement(clusters, reference) -> dict:
+    """How well pseudo-classes match reference labels that no method saw.
+
+    Args:
+        clusters: ``(n,)`` pseudo-class of each image.
+        reference: ``(n,)`` reference label of each image (strings or integers), e.g. the
+            appearance group of dsb2018.
+
+    Returns:
+        ``nmi`` and ``ari`` (scikit-learn, arithmetic NMI), ``purity`` (share of images whose
+        pseudo-class's majority label is their own), ``classes`` (sorted reference labels),
+        ``clusters`` (sorted pseudo-class ids) and ``contingency`` (rows: pseudo-classes,
+        columns: classes, image counts).
+
+    Example:
+        >>> cluster_agreement([0, 0, 1, 1], ["a", "a", "b", "b"])["nmi"]
+        1.0
+    """
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    c = np.asarray(clusters).ravel()
+    r = np.asarray([str(x) for x in np.asarray(reference).ravel()])
+    if c.shape != r.shape or len(c) == 0:
+        raise ValueError(f"need equally long, non-empty arrays, got {c.shape} and {r.shape}")
+    classes = sorted(set(r.tolist()))
+    ids = sorted(set(c.tolist()))
+    table = np.zeros((len(ids), len(classes)), dtype=np.int64)
+    np.add.at(table, (np.searchsorted(ids, c), np.searchsorted(classes, r)), 1)
+    return {
+        "nmi": float(normalized_mutual_info_score(r, c)),
+        "ari": float(adjusted_rand_score(r, c)),
+        "purity": float(table.max(axis=1).sum() / len(c)),
+        "classes": classes,
+        "clusters": [int(i) for i in ids],
+        "contingency": table.tolist(),
+    }
 
 
 def majority_mapping(clusters, labels, n_clusters: int | None = None) -> np.ndarray:

@@ -42,44 +42,88 @@ def format_table(rows: list[dict], methods: list[str] | None = None, fmt: str = 
     return "\n".join(out) + "\n"
 
 
-# The UFC paper's ISIC 2017 Table I at 5% labels (Dice %), for the demo's comparison line.
+# The UFC paper's ISIC 2017 Table I at 5% labels (Dice %): quoted only for ISIC 2017 runs.
 PAPER_ISIC_5PCT = {"random": 79.3, "simclr": 80.1, "ufc": 81.9}
 
 
-def compare_to_baselines(
-    rows: list[dict], method: str = "ufc", fractions: tuple[float, ...] = (0.05, 0.1)
-) -> list[str]:
-    """One sentence per low label fraction: ``method`` minus each baseline, in Dice points.
+def paper_note(layout: str | None) -> str:
+    """The paper's margins, for runs on the paper's own data set (ISIC 2017); else ''."""
+    if layout != "isic2017":
+        return ""
+    p = PAPER_ISIC_5PCT
+    return (
+        f"The UFC paper, ISIC 2017 at 5% labels: UFC {p['ufc'] - p['random']:+.1f} Dice vs "
+        f"random init, {p['ufc'] - p['simclr']:+.1f} vs SimCLR."
+    )
 
-    Differences are paired by seed (every method sees the same labelled subset and decoder
-    initialisation for a seed), given as mean ± std over seeds with the number of seeds in
-    which ``method`` is ahead.
-    """
-    dice = {
-        (r["method"], float(r["label_fraction"]), (r["seed"], r.get("fold", 0))): 100 * r["dice"]
-        for r in rows
-    }
-    baselines = list(dict.fromkeys(r["method"] for r in rows if r["method"] != method))
-    lines = []
-    for f in fractions:
-        parts = []
-        for base in baselines:
-            seeds = sorted(
-                s for (m, fr, s) in dice if m == method and fr == f and (base, f, s) in dice
-            )
-            if not seeds:
-                continue
-            diffs = np.array([dice[(method, f, s)] - dice[(base, f, s)] for s in seeds])
-            parts.append(
-                f"{diffs.mean():+.1f} (±{diffs.std():.1f}) vs {base}, "
-                f"ahead in {(diffs > 0).sum()}/{len(seeds)} seeds"
-            )
-        if parts:
-            lines.append(f"{method} at {f * 100:g}% labels: " + "; ".join(parts))
-    if lines and 0.05 in fractions:
-        p = PAPER_ISIC_5PCT
-        lines.append(
-            f"(paper, ISIC 2017 at 5%: {p['ufc'] - p['random']:+.1f} vs random, "
-            f"{p['ufc'] - p['simclr']:+.1f} vs simclr)"
+
+def throughput_markdown(rows: list[dict], methods: list[str] | None = None) -> str:
+    """Median images/s and seconds of pretraining (per seed) and fine-tuning (per cell)."""
+    methods = [m for m in (methods or list(dict.fromkeys(r["method"] for r in rows)))]
+    lines = [
+        "| method | pretrain images/s | pretrain s (per seed) | fine-tune images/s | "
+        "fine-tune s (per cell) |",
+        "|---|---|---|---|---|",
+    ]
+    any_row = False
+    for m in methods:
+        mine = [r for r in rows if r["method"] == m]
+        if not mine:
+            continue
+        any_row = True
+        per_seed = {r["seed"]: r for r in mine}.values()
+
+        def med(values) -> str:
+            v = [x for x in values if x is not None]
+            return f"{float(np.median(v)):.1f}" if v else "–"
+
+        pre_ips = med(r.get("images_per_s", {}).get("pretrain") for r in per_seed)
+        pre_s = med((r.get("seconds") or {}).get("pretrain") or None for r in per_seed)
+        ft_ips = med(r.get("images_per_s", {}).get("finetune") for r in mine)
+        ft_s = med((r.get("seconds") or {}).get("finetune") for r in mine)
+        lines.append(f"| {m} | {pre_ips} | {pre_s} | {ft_ips} | {ft_s} |")
+    if not any_row:
+        return ""
+    return (
+        "Throughput (medians; images/s counts the images of the optimiser steps alone, "
+        "seconds the whole stage):\n\n" + "\n".join(lines) + "\n"
+    )
+
+
+def results_markdown(
+    results: dict, methods: list[str] | None = None, layout: str | None = None
+) -> str:
+    """``table.md``: the Dice table, paired comparisons, label-trend flags, k, throughput."""
+    from medcl.evaluate._compare import comparisons_markdown, label_trend_flags
+
+    rows = results["rows"]
+    n_seeds = len({(r["seed"], r.get("fold", 0)) for r in rows})
+    parts = [
+        f"Test Dice % (mean (± std) over {n_seeds} seed{'s' if n_seeds != 1 else ''}{' and folds' if results.get('folds') else ''}):",
+        "",
+        format_table(rows, methods),
+    ]
+    if results.get("k"):
+        agree = "".join(
+            f"; NMI with the {name} groups {a['nmi']:.2f}, ARI {a['ari']:.2f}"
+            for name, a in (results.get("agreement") or {}).items()
         )
-    return lines
+        parts.append(f"UFC pseudo-classes: k = {results['k']}{agree}.\n")
+    comparisons = comparisons_markdown(rows)
+    if comparisons:
+        parts.append(comparisons)
+    flags = label_trend_flags(rows)
+    parts.append(
+        "Dice against label fraction: "
+        + ("rises (or stays) with more labels for every method.\n" if not flags else "")
+    )
+    parts += [f"- {line}" for line in flags]
+    if flags:
+        parts.append("")
+    note = paper_note(layout)
+    if note:
+        parts.append(note + "\n")
+    tp = throughput_markdown(rows, methods)
+    if tp:
+        parts.append(tp)
+    return "\n".join(parts)

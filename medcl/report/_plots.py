@@ -39,8 +39,14 @@ def elbow_figure(summary: dict):
 
 
 def gallery_figure(
-    images: np.ndarray, labels: np.ndarray, per_class: int = 8, max_classes: int = 12
+    images: np.ndarray,
+    labels: np.ndarray,
+    per_class: int = 8,
+    max_classes: int = 12,
+    reference: np.ndarray | None = None,
 ):
+    """Sample images of each pseudo-class; with ``reference`` (e.g. the appearance group
+    of each image), each row's title counts the members of every reference group."""
     classes = np.unique(labels)[:max_classes]
     fig, axes = plt.subplots(
         len(classes), per_class, squeeze=False, figsize=(per_class * 0.9, len(classes) * 1.6)
@@ -53,8 +59,73 @@ def gallery_figure(
             ax.axis("off")
             if j < len(chosen):
                 ax.imshow(_show(images[chosen[j]]), cmap="gray", vmin=0, vmax=1)
-        row[0].set_title(f"class {c} (n={len(members)})", fontsize=7, loc="left")
+        title = f"class {c} (n={len(members)})"
+        if reference is not None:
+            groups, counts = np.unique(np.asarray(reference)[members], return_counts=True)
+            title += ": " + ", ".join(
+                f"{g} {n}" for g, n in sorted(zip(groups, counts, strict=True), key=lambda t: -t[1])
+            )
+        row[0].set_title(title, fontsize=7, loc="left")
     fig.suptitle("Sample images per pseudo-class", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def agreement_figure(agreement: dict, name: str):
+    """Heat map of pseudo-classes (rows) against reference groups (columns), image counts."""
+    table = np.asarray(agreement["contingency"], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * table.shape[1], 0.9 + 0.3 * table.shape[0]))
+    shares = table / np.maximum(table.sum(axis=1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for (i, j), v in np.ndenumerate(table):
+        ax.text(
+            j,
+            i,
+            f"{int(v)}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if shares[i, j] > 0.6 else "black",
+        )
+    ax.set_xticks(range(len(agreement["classes"])), agreement["classes"], fontsize=8)
+    ax.set_yticks(range(len(agreement["clusters"])), agreement["clusters"], fontsize=7)
+    ax.set_xlabel(f"{name} group (never seen by any method)")
+    ax.set_ylabel("pseudo-class")
+    ax.set_title(
+        f"NMI {agreement['nmi']:.2f}, ARI {agreement['ari']:.2f} (shade: share of the row)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def comparison_figure(comparisons: list[dict]):
+    """Paired differences (mean and 95% CI over seeds) against each baseline, per fraction."""
+    from medcl.evaluate._compare import DISPLAY
+
+    bases = list(dict.fromkeys(c["baseline"] for c in comparisons))
+    if not bases:
+        return None
+    fig, axes = plt.subplots(1, len(bases), figsize=(5 * len(bases), 3.6), squeeze=False)
+    for ax, base in zip(axes[0], bases, strict=True):
+        mine = [c for c in comparisons if c["baseline"] == base]
+        methods = list(dict.fromkeys(c["method"] for c in mine))
+        for k, m in enumerate(methods):
+            pts = sorted((c["fraction"], c) for c in mine if c["method"] == m)
+            x = np.array([100 * f for f, _ in pts]) * (1 + 0.04 * (k - len(methods) / 2))
+            y = np.array([c["mean"] for _, c in pts])
+            lo = np.array([c["low"] for _, c in pts])
+            hi = np.array([c["high"] for _, c in pts])
+            err = np.nan_to_num(np.stack([y - lo, hi - y]), nan=0.0)
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=DISPLAY.get(m, m))
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ticks = sorted({100 * c["fraction"] for c in mine})
+        ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
+        ax.set_xlabel("labelled fraction of the training masks")
+        ax.set_ylabel(f"Dice minus {DISPLAY.get(base, base)} (95% CI)")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

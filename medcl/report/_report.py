@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medcl.evaluate import compare_to_baselines, format_table
+from medcl.evaluate import paired_comparisons, results_markdown
 from medcl.rundir import RunDir, atomic_write_bytes, atomic_write_text
 
 
@@ -74,13 +74,9 @@ def write_report(run: RunDir, data=None) -> Path:
 
     rows = results["rows"]
     if rows:
-        table = format_table(rows, methods)
         timing = ", ".join(f"{k} {v:.0f} s" for k, v in results.get("stage_seconds", {}).items())
-        comparison = "".join(f"{line}.\n\n" for line in compare_to_baselines(rows))
-        text = (
-            f"Test Dice % (mean ± std over seeds); k = {results.get('k')} pseudo-classes.\n\n"
-            f"{table}\n{comparison}Time per stage: {timing}.\n"
-        )
+        layout = (config.get("data") or {}).get("layout")
+        text = results_markdown(results, methods, layout) + f"\nTime per stage: {timing}.\n"
         names = results.get("class_names", [])[1:]
         if names:
             per_class = _per_class_table(rows, names, methods)
@@ -93,6 +89,15 @@ def write_report(run: RunDir, data=None) -> Path:
                 _save(P.dice_figure(rows), run.file("plots", "dice.png")),
             )
         )
+        fig = P.comparison_figure(paired_comparisons(rows))
+        if fig is not None:
+            sections.append(
+                (
+                    "Paired differences",
+                    "Each method minus the baseline, per seed, then mean and 95% CI over seeds.",
+                    _save(fig, run.file("plots", "paired.png")),
+                )
+            )
     if summary:
         sections.append(
             (
@@ -120,18 +125,38 @@ def write_report(run: RunDir, data=None) -> Path:
                     ),
                 )
             )
+            agreement = run.read_json("cluster/agreement.json") or {}
+            reference = None
             if data is not None:
-                train = data.images[data.indices("train")]
+                train_idx = data.indices("train")
+                train = data.images[train_idx]
+                if agreement and len(train) == len(labels):
+                    reference = data.reference_labels[next(iter(agreement))][train_idx]
                 if len(train) == len(labels):
                     sections.append(
                         (
                             "Pseudo-class gallery",
-                            "",
+                            "Row titles count each pseudo-class's members by reference group."
+                            if reference is not None
+                            else "",
                             _save(
-                                P.gallery_figure(train, labels), run.file("plots", "gallery.png")
+                                P.gallery_figure(train, labels, reference=reference),
+                                run.file("plots", "gallery.png"),
                             ),
                         )
                     )
+            for name, a in agreement.items():
+                sections.append(
+                    (
+                        f"Pseudo-classes against the {name} groups",
+                        f"NMI {a['nmi']:.3f}, ARI {a['ari']:.3f}, purity {a['purity']:.3f} "
+                        f"(k = {len(a['clusters'])}). The {name} groups judge the clustering "
+                        "only; no method reads them.",
+                        _save(
+                            P.agreement_figure(a, name), run.file("plots", f"agreement-{name}.png")
+                        ),
+                    )
+                )
     fig = P.loss_figure(run.read_metrics())
     if fig is not None:
         sections.append(("Training losses", "", _save(fig, run.file("plots", "losses.png"))))

@@ -17,9 +17,11 @@ from medcl.data import (
     assign_splits,
     kfold_splits,
     load_builtin,
+    load_dsb2018_folder,
     load_folder,
     load_isic2017,
     load_mmwhs,
+    stratified_group_split,
 )
 from medcl.errors import MedclError
 from medcl.models import UNetEncoder
@@ -50,8 +52,11 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
     elif d.layout == "mmwhs":
         assert d.root is not None
         data = load_mmwhs(d.root, size, volume_axis=d.volume_axis, cache_dir=cache_dir)
+    elif d.layout == "dsb2018":
+        assert d.root is not None
+        data = load_dsb2018_folder(d.root, size, cache_dir=cache_dir)
     elif d.dataset:
-        data = load_builtin(d.dataset, d.image_size)
+        data = load_builtin(d.dataset, d.image_size, d.split_seed)
     elif d.images:
         data = load_folder(
             d.images,
@@ -70,6 +75,14 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
         )
     if d.folds is not None:
         data = kfold_splits(data, d.folds, d.fold, d.split_seed)
+    elif d.layout == "dsb2018" and not d.split_csv:  # whole fields, by appearance group
+        data.split = stratified_group_split(
+            data.group_ids,
+            data.reference_labels["appearance"],
+            d.val_fraction,
+            d.test_fraction,
+            d.split_seed,
+        )
     elif d.layout != "isic2017" and not d.dataset:  # those come with their split
         data = assign_splits(data, d.val_fraction, d.test_fraction, d.split_seed, d.split_csv)
     for split in ("train", "val", "test"):
@@ -84,6 +97,9 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
     return data
 
 
+_EXAMPLE_ROOT = {"isic2017": "ISIC2017", "mmwhs": "ct_train", "dsb2018": "dsb2018"}
+
+
 def _check_data_keys(cfg: Config) -> None:
     """Keys that contradict each other, before any file is read."""
     d = cfg.data
@@ -93,22 +109,22 @@ def _check_data_keys(cfg: Config) -> None:
         if d.root or d.extra_images:
             key = "data.root" if d.root else "data.extra_images"
             raise MedclError(
-                f"{key} is for data.layout isic2017 or mmwhs; with data.layout=folder give "
+                f"{key} is for data.layout isic2017, mmwhs or dsb2018; with data.layout=folder give "
                 "data.images (and data.masks), or set data.layout."
             )
     else:
         if d.root is None:
             raise MedclError(
                 f"data.layout={d.layout} needs data.root, the folder holding the data set "
-                f"(e.g. data.root=/path/to/{'ISIC2017' if d.layout == 'isic2017' else 'ct_train'})."
+                f"(e.g. data.root=/path/to/{_EXAMPLE_ROOT[d.layout]})."
             )
         if d.dataset or d.images or d.masks:
             raise MedclError(
                 f"data.layout={d.layout} reads data.root; leave data.dataset, data.images and "
                 "data.masks unset."
             )
-        if d.layout == "mmwhs" and d.extra_images:
-            raise MedclError("data.extra_images is for data.layout=isic2017, not mmwhs.")
+        if d.layout != "isic2017" and d.extra_images:
+            raise MedclError(f"data.extra_images is for data.layout=isic2017, not {d.layout}.")
     fixed = "isic2017" if d.layout == "isic2017" else d.dataset
     if d.folds is not None and fixed:
         raise MedclError(

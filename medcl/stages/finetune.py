@@ -105,6 +105,7 @@ def run_finetune(
     if (out / "best.json").exists():
         best = read_done(out / "best.json") or best
     t0 = time.perf_counter()
+    stats: dict = {}
 
     def step_loss(idx: np.ndarray, net: torch.nn.Module) -> torch.Tensor:
         x, y = aug(to_device(fabric, images, idx), to_device(fabric, masks, idx))
@@ -145,6 +146,7 @@ def run_finetune(
         on_epoch_end=on_epoch_end,
         desc=f"finetune {method} {fraction:g} seed {seed}",
         log=lambda **r: run.log(stage="finetune", method=method, fraction=fraction, seed=seed, **r),
+        stats=stats,
     )
     done = {
         "seconds": round(time.perf_counter() - t0, 2),
@@ -152,6 +154,7 @@ def run_finetune(
         "best_epoch": best["epoch"],
         "val_dice": best["val_dice"],
         "loss": history,
+        "throughput": stats,
     }
     run.write_json(str((out / "done.json").relative_to(run.path)), done)
     (out / "checkpoint.pt").unlink(missing_ok=True)

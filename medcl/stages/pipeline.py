@@ -5,9 +5,11 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from medcl.config import Config, load_config, read_yaml, to_dict
 from medcl.data import ImageSet
-from medcl.evaluate import format_table
+from medcl.evaluate import cluster_agreement, format_table, results_markdown
 from medcl.rundir import RunDir, atomic_write_text
 from medcl.stages._common import check_against_data, load_data, say, timed
 from medcl.stages.cluster import run_cluster
@@ -42,6 +44,7 @@ def prepare(run: RunDir, cfg: Config, distributed: bool = True):
 def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dict) -> dict:
     """Gather every finished cell into ``results.json``, ``table.md`` and ``table.csv``."""
     summary = run.read_json("cluster/summary.json") or {}
+    agreement = run.read_json("cluster/agreement.json") or {}
     rows = []
     for method in cfg.run.methods:
         pre = None
@@ -62,12 +65,17 @@ def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dic
                             "pretrain": pre.get("seconds", 0.0),
                             "finetune": ft.get("seconds"),
                         },
+                        "images_per_s": {
+                            "pretrain": (pre.get("throughput") or {}).get("images_per_s"),
+                            "finetune": (ft.get("throughput") or {}).get("images_per_s"),
+                        },
                     }
                 )
     results = {
         "rows": rows,
         "class_names": data.class_names,
         "k": summary.get("k"),
+        "agreement": {name: {"nmi": a["nmi"], "ari": a["ari"]} for name, a in agreement.items()},
         "stage_seconds": stage_seconds,
     }
     write_results(run, results, cfg.run.methods)
@@ -77,8 +85,27 @@ def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dic
 def write_results(run: RunDir, results: dict, methods: list[str]) -> None:
     """``results.json`` and the Dice table as ``table.md`` and ``table.csv``."""
     run.write_json("results.json", results)
-    atomic_write_text(run.file("table.md"), format_table(results["rows"], methods))
+    layout = ((run.load_config_dict() or {}).get("data") or {}).get("layout")
+    atomic_write_text(run.file("table.md"), results_markdown(results, methods, layout))
     atomic_write_text(run.file("table.csv"), format_table(results["rows"], methods, fmt="csv"))
+
+
+def write_agreement(run: RunDir, data: ImageSet) -> dict:
+    """``cluster/agreement.json``: the pseudo-classes against the data's reference labels.
+
+    Reference labels (dsb2018's appearance groups) judge the clustering only; they are read
+    here, after the pseudo-labels exist, and never by a method.
+    """
+    if not data.reference_labels:
+        return {}
+    labels = np.load(run.path / "cluster" / "labels.npy")
+    train = data.indices("train")
+    agreement = {
+        name: cluster_agreement(labels, values[train])
+        for name, values in data.reference_labels.items()
+    }
+    run.write_json("cluster/agreement.json", agreement)
+    return agreement
 
 
 def checked_data(run: RunDir, cfg: Config) -> ImageSet:
@@ -132,9 +159,11 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
         say(f"features: {cfg.features.kind} trained in {feats['seconds']:.0f} s")
         with timed(seconds, "cluster"):
             summary = run_cluster(run, cfg)
+        agreement = write_agreement(run, data)
+        nmi = "".join(f"; NMI with {name} {a['nmi']:.2f}" for name, a in agreement.items())
         say(
             f"cluster: k = {summary['k']} pseudo-classes ({summary['method']}), "
-            f"sizes {summary['sizes']}"
+            f"sizes {summary['sizes']}{nmi}"
         )
     fabric.barrier()  # the other processes wait for the pseudo-labels
     n_cells = len(cfg.run.seeds) * len(cfg.run.methods) * len(cfg.run.label_fractions)

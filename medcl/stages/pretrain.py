@@ -109,6 +109,7 @@ def run_pretrain(
     t0 = time.perf_counter()
     label_t = None if labels is None else torch.as_tensor(labels)
     positions = torch.as_tensor(data.positions[train_idx], dtype=torch.float32)
+    stats: dict = {}
 
     def step_loss(idx: np.ndarray, net: torch.nn.Module) -> torch.Tensor:
         t = torch.as_tensor(idx)
@@ -136,13 +137,18 @@ def run_pretrain(
         desc=f"pretrain {method_name} seed {seed}",
         log=lambda **r: run.log(stage="pretrain", method=method_name, seed=seed, **r),
         on_step_end=model.after_step,
+        stats=stats,
     )
     if fabric.is_global_zero:
         atomic_torch_save(model.encoder.state_dict(), encoder_path(run, method_name, seed))
         decoder = getattr(model, "decoder", None)
         if decoder is not None:  # GLCL's local loss pretrains a decoder: transfer it too
             atomic_torch_save(decoder.state_dict(), decoder_path(run, method_name, seed))
-        done = {"seconds": round(time.perf_counter() - t0, 2), "loss": history}
+        done = {
+            "seconds": round(time.perf_counter() - t0, 2),
+            "loss": history,
+            "throughput": stats,
+        }
         run.write_json(f"pretrain/{method_name}/seed{seed}/done.json", done)
         (out / "checkpoint.pt").unlink(missing_ok=True)
     fabric.barrier()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def train_loop(
     optimizer: torch.optim.Optimizer | None = None,
     lr_fn: Callable[[int, int], float] | None = None,
     on_step_end: Callable[[int, int], None] | None = None,
+    stats: dict | None = None,
 ) -> list[float]:
     """Train ``module`` with AdamW and a warm-up + cosine schedule; return per-epoch losses.
 
@@ -63,6 +65,10 @@ def train_loop(
     The loop is the same for every method and stage: what differs lives in ``step_loss``.
     A stage that needs another optimiser (LARS, say) or schedule passes ``optimizer`` (built
     over ``module``'s parameters) and ``lr_fn(step, total_steps) -> lr``.
+    ``stats``, if given, is filled with ``steps``, ``items`` (images over all processes),
+    ``step_seconds`` (batch assembly, forward, backward and optimiser step only) and
+    ``seconds`` (the whole loop, validation and checkpoints included), counted over every
+    invocation of a resumed run, and ``images_per_s`` = items / step_seconds.
     """
     if optimizer is None:
         params = [p for p in module.parameters() if p.requires_grad]
@@ -76,6 +82,7 @@ def train_loop(
     rng = np.random.default_rng(seed)
     history: list[float] = []
     start_epoch = 0
+    counts = {"steps": 0, "items": 0, "step_seconds": 0.0, "seconds": 0.0}
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         module.load_state_dict(state["model"])
@@ -84,6 +91,7 @@ def train_loop(
         torch.set_rng_state(state["torch_rng"])
         history = list(state["history"])
         start_epoch = state["epoch"] + 1
+        counts.update(state.get("counts", {}))
     step = start_epoch * steps_per_epoch
     bar = tqdm(
         range(start_epoch, epochs),
@@ -94,12 +102,15 @@ def train_loop(
         leave=False,
         dynamic_ncols=True,
     )
+    loop_start = time.perf_counter()
+    seconds_before = counts["seconds"]
     for epoch in bar:
         module_f.train()
         losses = []
         for idx in batches(
             n_items, batch_size, rng, rank=fabric.global_rank, world=fabric.world_size
         ):
+            t_step = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = schedule(step, total)
             with fabric.autocast():  # bf16 on GPUs; a no-op at 32-true (CPU default)
@@ -107,7 +118,10 @@ def train_loop(
             optimizer_f.zero_grad(set_to_none=True)
             fabric.backward(loss)
             optimizer_f.step()
-            losses.append(float(loss.detach()))
+            losses.append(float(loss.detach()))  # also waits for the device: honest timing
+            counts["step_seconds"] += time.perf_counter() - t_step
+            counts["steps"] += 1
+            counts["items"] += len(idx) * fabric.world_size
             step += 1
             if on_step_end is not None:
                 on_step_end(step, total)
@@ -120,6 +134,7 @@ def train_loop(
             log(epoch=epoch, loss=epoch_loss, lr=optimizer.param_groups[0]["lr"])
         if on_epoch_end is not None:
             on_epoch_end(epoch)
+        counts["seconds"] = seconds_before + time.perf_counter() - loop_start
         due = (epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs
         if checkpoint is not None and fabric.is_global_zero and due:
             atomic_torch_save(
@@ -130,7 +145,18 @@ def train_loop(
                     "torch_rng": torch.get_rng_state(),
                     "history": history,
                     "epoch": epoch,
+                    "counts": dict(counts),
                 },
                 checkpoint,
             )
+    if stats is not None:
+        stats.update(
+            steps=int(counts["steps"]),
+            items=int(counts["items"]),
+            step_seconds=round(float(counts["step_seconds"]), 3),
+            seconds=round(float(counts["seconds"]), 3),
+            images_per_s=round(counts["items"] / counts["step_seconds"], 2)
+            if counts["step_seconds"] > 0
+            else None,
+        )
     return history

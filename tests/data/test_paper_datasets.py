@@ -334,7 +334,10 @@ def test_packaged_configs_validate_with_the_papers_settings():
     [
         (["data.layout=mmwhs"], "data.layout=mmwhs needs data.root"),
         (["data.layout=isic2017", "data.root=/x", "data.images=/y"], "leave data.dataset"),
-        (["data.root=/x", "data.images=/y"], "data.root is for data.layout isic2017 or mmwhs"),
+        (
+            ["data.root=/x", "data.images=/y"],
+            "data.root is for data.layout isic2017, mmwhs or dsb2018",
+        ),
         (["data.layout=mmwhs", "data.root=/x", "data.extra_images=[/y]"], "not mmwhs"),
         (["data.layout=isic2017", "data.root=/x", "data.folds=4"], "own split"),
         (["data.dataset=brain-aal", "data.folds=4"], "own split"),
