@@ -133,10 +133,28 @@ class FinetuneConfig(_Section):
     epochs: int | None = Field(
         None, ge=1, description="if set, replaces steps: epochs x ceil(n_labelled / batch_size)"
     )
+    min_steps: int | None = Field(
+        None, ge=1, description="with epochs: at least this many steps (few labels)"
+    )
+    max_steps: int | None = Field(
+        None, ge=1, description="with epochs: at most this many steps (many labels)"
+    )
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-2, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     eval_every: int = Field(20, ge=1, description="steps between validation Dice checks")
+
+    @model_validator(mode="after")
+    def _step_bounds(self) -> FinetuneConfig:
+        if (self.min_steps or self.max_steps) and self.epochs is None:
+            raise ValueError(
+                "finetune.min_steps / max_steps bound finetune.epochs; set finetune.epochs too"
+            )
+        if self.min_steps and self.max_steps and self.min_steps > self.max_steps:
+            raise ValueError(
+                f"finetune.min_steps={self.min_steps} is above finetune.max_steps={self.max_steps}"
+            )
+        return self
 
 
 class RunConfig(_Section):
@@ -196,8 +214,8 @@ def _explain(err: ValidationError, source: str, root: type[BaseModel] | None = N
             model = model.model_fields[part].annotation
         known = ", ".join(model.model_fields)
         return MedclError(f"Unknown config key '{key}' in {source}; known keys here: {known}.")
-    if not key:  # a check across fields
-        msg = first["msg"].removeprefix("Value error, ")
+    if not key or (first["type"] == "value_error" and isinstance(first.get("input"), dict)):
+        msg = first["msg"].removeprefix("Value error, ")  # a check across fields
         return MedclError(f"Config in {source}: {msg}.")
     value = first.get("input")
     return MedclError(f"Config key '{key}' in {source} has a bad value {value!r}: {first['msg']}.")

@@ -64,19 +64,35 @@ def build_model(cfg: Config, data: ImageSet, method: str, seed: int, run: RunDir
     return model
 
 
-def finetune_steps(steps: int, epochs: int | None, n_labelled: int, batch_size: int) -> int:
+def finetune_steps(
+    steps: int,
+    epochs: int | None,
+    n_labelled: int,
+    batch_size: int,
+    min_steps: int | None = None,
+    max_steps: int | None = None,
+) -> int:
     """Optimiser steps of one fine-tuning run.
 
     ``steps`` (the same budget at every label fraction), unless ``epochs`` is set: then
-    ``epochs * ceil(n_labelled / batch_size)``, so every label fraction passes over its
-    images that many times, as the UFC paper fine-tunes (200 epochs on ISIC 2017).
+    ``epochs * ceil(n_labelled / batch_size)``, so that every label fraction passes over its
+    images that many times (the UFC paper fine-tunes 200 epochs on ISIC 2017), clipped to
+    ``[min_steps, max_steps]`` when those are set: a few labels still get enough steps to
+    fit them, and the full set a budget that the machine can afford.
 
     >>> finetune_steps(200, None, 100, 24), finetune_steps(200, 3, 100, 24)
     (200, 15)
+    >>> finetune_steps(200, 20, 5, 16, 150, 600), finetune_steps(200, 20, 464, 16, 150, 600)
+    (150, 580)
     """
     if epochs is None:
         return steps
-    return epochs * math.ceil(n_labelled / batch_size)
+    n = epochs * math.ceil(n_labelled / batch_size)
+    if min_steps is not None:
+        n = max(n, min_steps)
+    if max_steps is not None:
+        n = min(n, max_steps)
+    return n
 
 
 def run_finetune(
@@ -98,7 +114,8 @@ def run_finetune(
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     batch = min(ft.batch_size, len(images))
     steps_per_epoch = max(1, len(images) // batch)
-    epochs = math.ceil(finetune_steps(ft.steps, ft.epochs, len(images), batch) / steps_per_epoch)
+    total = finetune_steps(ft.steps, ft.epochs, len(images), batch, ft.min_steps, ft.max_steps)
+    epochs = math.ceil(total / steps_per_epoch)
     eval_epochs = max(1, round(ft.eval_every / steps_per_epoch))
     best_path = out / "best.pt"
     best = {"val_dice": -1.0, "epoch": -1}

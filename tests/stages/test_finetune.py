@@ -27,6 +27,23 @@ def test_finetune_steps(steps, epochs, n_labelled, batch_size, expected):
     assert finetune_steps(steps, epochs, n_labelled, batch_size) == expected
 
 
+@pytest.mark.parametrize(
+    "n_labelled, expected",
+    [(5, 150), (93, 150), (200, 260), (464, 580), (2000, 600)],  # 20 x ceil(n / 16), clipped
+)
+def test_finetune_steps_bounds_scale_with_the_labelled_set(n_labelled, expected):
+    assert finetune_steps(200, 20, n_labelled, 16, min_steps=150, max_steps=600) == expected
+
+
+def test_step_bounds_need_epochs():
+    from medcl.errors import MedclError
+
+    with pytest.raises(MedclError, match="set finetune.epochs too"):
+        load_config(None, ["finetune.max_steps=100"])
+    with pytest.raises(MedclError, match="above finetune.max_steps"):
+        load_config(None, ["finetune.epochs=2", "finetune.min_steps=9", "finetune.max_steps=3"])
+
+
 def _tiny_set(n_train=8, n_val=2, size=16):
     rng = np.random.default_rng(0)
     n = n_train + n_val + 2
