@@ -19,11 +19,13 @@ from medcl.errors import MedclError  # noqa: E402
 
 EPILOG = """\
 examples:
-  medcl demo --quick                      # 2-3 minutes on a laptop CPU
-  medcl demo --out runs/demo              # random vs SimCLR vs UFC, 4 label fractions, 3 seeds
+  medcl demo --quick                      # about 3 minutes on a 2-core CPU
+  medcl demo --out runs/demo              # random vs SimCLR vs UFC on DSB2018 nuclei, 3 seeds
   medcl run my.yaml run.seeds=[0] pretrain.epochs=100
-  medcl benchmark benchmark-brain-aal     # 7 methods x 4 fractions x 5 seeds, resumable
+  medcl benchmark benchmark-dsb2018       # 6 methods x 6 label fractions x 5/3 seeds, resumable
+  medcl benchmark benchmark-brain-aal     # 7 methods (GLCL and PCL need volumes) on one MRI
   medcl benchmark isic2017 data.root=/data/ISIC2017
+  medcl run demo data.layout=dsb2018 data.dataset=null data.root=/data/dsb2018   # Kaggle copy
   medcl segment-prior segment-prior-brain-aal    # whole-brain masks from 5 reference masks
   medcl stratify stratify-mnist           # a config shipped with medcl, by name
   medcl features my.yaml --run runs/a     # then: cluster, pretrain, finetune, evaluate
@@ -81,16 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="random init vs SimCLR vs UFC on the built-in brain MRI (brain-aal)",
-        description="Run the whole pipeline on the built-in brain-aal data set (Colin27 T1 "
-        "MRI with AAL region groups) at 5/10/20/100% labels and 3 seeds, then print the Dice "
-        "table. Rerunning the same command resumes an interrupted demo.",
+        help="random init vs SimCLR vs UFC on the built-in DSB2018 nuclei (dsb2018)",
+        description="Run the whole pipeline on the built-in dsb2018 data set (664 real "
+        "microscopy images of nuclei from the 2018 Data Science Bowl: fluorescence, stained "
+        "tissue and brightfield) at a few label fractions and 3 seeds, then print the test "
+        "Dice table and the paired differences with 95% confidence intervals. Rerunning the "
+        "same command resumes an interrupted demo. The brain MRI demo of earlier versions "
+        "is `medcl run demo-brain-aal`.",
     )
     demo.add_argument(
         "--out", default="runs/demo", metavar="DIR", help="run directory (default: runs/demo)"
     )
     demo.add_argument(
-        "--quick", action="store_true", help="one seed and short schedules (about 2-3 minutes)"
+        "--quick", action="store_true", help="one seed and short schedules (about 3 minutes)"
     )
     demo.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
@@ -282,7 +287,9 @@ def _cmd_benchmark(args) -> int:
     t0 = time.perf_counter()
     results = run_benchmark(cfg, out, methods_named=named)
     folds = f" x {results['folds']} folds" if results.get("folds") else ""
-    return _print_results(results, f"{len(cfg.run.seeds)} seeds{folds}", out, t0, cfg.data.layout)
+    seeds = sorted({len(cfg.run.seeds_for(m)) for m in cfg.run.methods})
+    over = "/".join(map(str, seeds)) + f" seeds{folds}"
+    return _print_results(results, over, out, t0, cfg.data.layout)
 
 
 def _cmd_segment_prior(args) -> int:
@@ -359,7 +366,7 @@ def _cmd_stage(args) -> int:
 
         for m in cfg.run.methods:
             for f in cfg.run.label_fractions:
-                for s in cfg.run.seeds:
+                for s in cfg.run.seeds_for(m):
                     if (cell_dir(run, m, f, s) / "best.pt").exists():
                         run_evaluate_cell(run, cfg, m, f, s, data, fabric)
         results = collect_results(run, cfg, data, run.read_json("stage_seconds.json") or {})

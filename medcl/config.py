@@ -167,6 +167,31 @@ class RunConfig(_Section):
     )
     precision: str | None = Field(None, description="null = bf16-mixed on GPU, 32-true on CPU")
     num_threads: int | None = None
+    seeds_per_method: dict[str, list[int]] = Field(
+        {},
+        description="seeds of the named methods instead of run.seeds, e.g. {moco: [0, 1, 2]}: "
+        "a budget can keep every seed for the main comparison and fewer for the rest",
+    )
+
+    def seeds_for(self, method: str) -> list[int]:
+        """The seeds that ``method`` runs with."""
+        return list(self.seeds_per_method.get(method, self.seeds))
+
+    def all_seeds(self) -> list[int]:
+        """Every seed some method runs with, in order of first mention."""
+        return list(
+            dict.fromkeys([*self.seeds, *(s for v in self.seeds_per_method.values() for s in v)])
+        )
+
+    @model_validator(mode="after")
+    def _seeds_per_method_names_methods(self) -> RunConfig:
+        for name in self.seeds_per_method:
+            if name not in self.methods:
+                raise ValueError(
+                    f"run.seeds_per_method names '{name}', which is not in run.methods "
+                    f"{self.methods}; name only methods that run"
+                )
+        return self
 
     @field_validator("label_fractions")
     @classmethod

@@ -71,7 +71,7 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
         )
     else:
         raise MedclError(
-            "No data given: set data.dataset=brain-aal or data.images=FOLDER (and data.masks)."
+            "No data given: set data.dataset (dsb2018 or brain-aal) or data.images=FOLDER (and data.masks)."
         )
     if d.folds is not None:
         data = kfold_splits(data, d.folds, d.fold, d.split_seed)

@@ -20,7 +20,7 @@ from medcl.train import make_fabric, set_threads, single_device
 
 
 def demo_config(quick: bool = False, overrides: list[str] | None = None) -> Config:
-    """The packaged demo config (``medcl/configs/demo.yaml``), optionally the quick variant."""
+    """The packaged demo config (``medcl/configs/demo.yaml``: dsb2018), optionally quick."""
     base = read_yaml(str(resources.files("medcl").joinpath("configs/demo.yaml")))
     if quick:
         quick_tree = read_yaml(str(resources.files("medcl").joinpath("configs/demo-quick.yaml")))
@@ -49,7 +49,7 @@ def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dic
     for method in cfg.run.methods:
         pre = None
         for fraction in cfg.run.label_fractions:
-            for seed in cfg.run.seeds:
+            for seed in cfg.run.seeds_for(method):
                 cell = cell_dir(run, method, fraction, seed)
                 result = run.read_json(str((cell / "result.json").relative_to(run.path)))
                 if not result:
@@ -121,8 +121,10 @@ def _pretrain_only(run: RunDir, cfg: Config, fabric) -> dict:
     """What a process other than rank 0 does under DDP: its share of every pretraining."""
     data = checked_data(run, cfg)  # the same checks as rank 0, so that all fail together
     fabric.barrier()  # rank 0 computes features and pseudo-labels meanwhile
-    for seed in cfg.run.seeds:
+    for seed in cfg.run.all_seeds():
         for method in cfg.run.methods:
+            if seed not in cfg.run.seeds_for(method):
+                continue
             run_pretrain(run, cfg, method, seed, data, fabric)
             fabric.barrier()  # rank 0 fine-tunes meanwhile
     return {"rows": [], "rank": fabric.global_rank}
@@ -166,10 +168,12 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
             f"sizes {summary['sizes']}{nmi}"
         )
     fabric.barrier()  # the other processes wait for the pseudo-labels
-    n_cells = len(cfg.run.seeds) * len(cfg.run.methods) * len(cfg.run.label_fractions)
+    n_cells = len(cfg.run.label_fractions) * sum(len(cfg.run.seeds_for(m)) for m in cfg.run.methods)
     cell = 0
-    for seed in cfg.run.seeds:
+    for seed in cfg.run.all_seeds():
         for method in cfg.run.methods:
+            if seed not in cfg.run.seeds_for(method):
+                continue
             with timed(seconds, "pretrain"):
                 pre = run_pretrain(run, cfg, method, seed, data, fabric)
             if pre.get("loss"):

@@ -79,3 +79,21 @@ def test_killed_benchmark_finishes_without_redoing_cells(tiny_config, tmp_path, 
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert len(rows) == 8
     assert "| simclr |" in (out / "table.md").read_text()
+
+
+def test_seeds_per_method_runs_fewer_seeds_for_the_named_methods(tiny_config, tmp_path, capsys):
+    out = tmp_path / "b"
+    argv = ["benchmark", str(tiny_config), "--out", str(out), *TINY, "run.label_fractions=[1.0]",
+            "run.methods=[random,simclr]", "run.seeds=[0,1]", "run.seeds_per_method={simclr: [1]}"]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert sorted((r["method"], r["seed"]) for r in rows) == [
+        ("random", 0), ("random", 1), ("simclr", 1),
+    ]  # fmt: skip
+    assert not (out / "pretrain" / "simclr" / "seed0").exists()
+    assert "1/2 seeds" in capsys.readouterr().out
+    bad = [*argv[:-1], "run.seeds_per_method={moco: [0]}"]
+    assert main(bad) == 2
+    assert (
+        "run.seeds_per_method names 'moco', which is not in run.methods" in capsys.readouterr().err
+    )
