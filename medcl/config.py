@@ -141,6 +141,9 @@ class FinetuneConfig(_Section):
     )
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-2, gt=0)
+    encoder_lr_scale: float = Field(
+        1.0, gt=0, le=1, description="the encoder trains at lr x this (the decoder at lr)"
+    )
     weight_decay: float = Field(1e-4, ge=0)
     eval_every: int = Field(20, ge=1, description="steps between validation Dice checks")
 

@@ -24,3 +24,20 @@ def test_bundled_files_are_declared_as_package_data():
     assert "configs/*.yaml" in data["medcl"]
     assert (ROOT / "data" / "assets" / "brain_aal.npz").exists()
     assert (ROOT / "configs" / "demo.yaml").exists()
+
+
+def test_every_packaged_config_validates_and_the_demo_is_dsb2018():
+    from medcl.config import load_config
+    from medcl.stages.pipeline import demo_config
+    from medcl.stratify_config import load_stratify_config
+
+    assert (ROOT / "data" / "assets" / "dsb2018.npz").exists()
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        if path.stem.startswith("stratify"):
+            load_stratify_config(str(path), [])
+        elif path.stem != "demo-quick":  # an overlay on demo.yaml, checked below
+            load_config(path)
+    demo, quick = demo_config(), demo_config(quick=True)
+    assert demo.data.dataset == quick.data.dataset == "dsb2018"
+    assert demo.run.methods == ["random", "simclr", "ufc"] and len(demo.run.seeds) == 3
+    assert quick.run.seeds == [0] and quick.pretrain.epochs < demo.pretrain.epochs

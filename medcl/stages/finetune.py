@@ -148,9 +148,20 @@ def run_finetune(
             atomic_torch_save(model.state_dict(), best_path)
             run.write_json(str((out / "best.json").relative_to(run.path)), best)
 
+    enc_params = {id(p) for p in model.encoder.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in enc_params]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": list(model.encoder.parameters()), "lr_scale": ft.encoder_lr_scale},
+            {"params": rest, "lr_scale": 1.0},
+        ],
+        lr=ft.lr,
+        weight_decay=ft.weight_decay,
+    )
     history = train_loop(
         fabric=fabric,
         module=model,
+        optimizer=optimizer,
         step_loss=step_loss,
         n_items=len(images),
         epochs=epochs,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,6 +53,7 @@ def train_loop(
     lr_fn: Callable[[int, int], float] | None = None,
     on_step_end: Callable[[int, int], None] | None = None,
     stats: dict | None = None,
+    progress_every: float = 60.0,
 ) -> list[float]:
     """Train ``module`` with AdamW and a warm-up + cosine schedule; return per-epoch losses.
 
@@ -64,11 +66,15 @@ def train_loop(
     exists, training resumes after the last saved epoch.
     The loop is the same for every method and stage: what differs lives in ``step_loss``.
     A stage that needs another optimiser (LARS, say) or schedule passes ``optimizer`` (built
-    over ``module``'s parameters) and ``lr_fn(step, total_steps) -> lr``.
+    over ``module``'s parameters) and ``lr_fn(step, total_steps) -> lr``; a parameter group
+    with an ``lr_scale`` entry trains at that multiple of the schedule's rate.
     ``stats``, if given, is filled with ``steps``, ``items`` (images over all processes),
     ``step_seconds`` (batch assembly, forward, backward and optimiser step only) and
     ``seconds`` (the whole loop, validation and checkpoints included), counted over every
     invocation of a resumed run, and ``images_per_s`` = items / step_seconds.
+    Without a terminal the progress bar is off, so a line goes to stderr at most every
+    ``progress_every`` seconds (and after the last epoch) instead: long stages show life in
+    a log file too.
     """
     if optimizer is None:
         params = [p for p in module.parameters() if p.requires_grad]
@@ -104,6 +110,9 @@ def train_loop(
     )
     loop_start = time.perf_counter()
     seconds_before = counts["seconds"]
+    # Without a terminal (a log file, a batch job) tqdm is silent: one line a minute instead.
+    quiet_bar = bool(getattr(bar, "disable", False)) and fabric.is_global_zero
+    last_line = loop_start
     for epoch in bar:
         module_f.train()
         losses = []
@@ -112,7 +121,7 @@ def train_loop(
         ):
             t_step = time.perf_counter()
             for group in optimizer.param_groups:
-                group["lr"] = schedule(step, total)
+                group["lr"] = schedule(step, total) * group.get("lr_scale", 1.0)
             with fabric.autocast():  # bf16 on GPUs; a no-op at 32-true (CPU default)
                 loss = step_loss(idx, module_f)
             optimizer_f.zero_grad(set_to_none=True)
@@ -130,6 +139,15 @@ def train_loop(
             epoch_loss = float(fabric.all_reduce(torch.tensor(epoch_loss), reduce_op="mean"))
         history.append(epoch_loss)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
+        now = time.perf_counter()
+        if quiet_bar and (now - last_line >= progress_every or epoch + 1 == epochs):
+            last_line = now
+            print(
+                f"medcl: {desc}: epoch {epoch + 1}/{epochs}, loss {epoch_loss:.4f}, "
+                f"{now - loop_start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         if log is not None and fabric.is_global_zero:
             log(epoch=epoch, loss=epoch_loss, lr=optimizer.param_groups[0]["lr"])
         if on_epoch_end is not None:

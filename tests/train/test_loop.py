@@ -113,3 +113,48 @@ def test_on_step_end_sees_every_step_after_the_update():
     )
     assert [(s, t) for s, t, _ in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert not torch.equal(seen[0][2], seen[1][2])  # called after the optimiser moved
+
+
+def test_progress_lines_reach_a_log_file_without_a_terminal(capsys):
+    from medcl.train import make_fabric, train_loop
+
+    model = torch.nn.Linear(2, 1)
+    x = torch.randn(8, 2)
+    train_loop(
+        fabric=make_fabric("cpu"),
+        module=model,
+        step_loss=lambda idx, net: net(x[torch.as_tensor(idx)]).pow(2).mean(),
+        n_items=8,
+        epochs=3,
+        batch_size=4,
+        lr=0.1,
+        desc="toy stage",
+        progress_every=0.0,
+    )
+    err = capsys.readouterr().err.splitlines()  # captured: not a terminal, so no bar
+    lines = [e for e in err if e.startswith("medcl: toy stage: epoch")]
+    assert [line.split(",")[0] for line in lines] == [
+        "medcl: toy stage: epoch 1/3",
+        "medcl: toy stage: epoch 2/3",
+        "medcl: toy stage: epoch 3/3",
+    ]
+
+
+def test_a_group_lr_scale_multiplies_the_schedule():
+    from medcl.train import make_fabric, train_loop
+
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    model = torch.nn.Sequential(a, b)
+    opt = torch.optim.AdamW(
+        [{"params": a.parameters(), "lr_scale": 0.1}, {"params": b.parameters()}], lr=1.0
+    )
+    seen = []
+    x = torch.randn(4, 2)
+
+    def loss(idx, net):
+        seen.append([g["lr"] for g in opt.param_groups])
+        return net(x).pow(2).mean()
+
+    train_loop(fabric=make_fabric("cpu"), module=model, optimizer=opt, step_loss=loss,
+               n_items=4, epochs=2, batch_size=4, lr=0.5, lr_fn=lambda s, t: 0.5)  # fmt: skip
+    assert seen == [[pytest.approx(0.05), 0.5]] * 2
