@@ -123,7 +123,45 @@ def results_markdown(
     note = paper_note(layout)
     if note:
         parts.append(note + "\n")
+    by = reference_markdown(rows, methods)
+    if by:
+        parts.append(by)
     tp = throughput_markdown(rows, methods)
     if tp:
         parts.append(tp)
     return "\n".join(parts)
+
+
+def reference_markdown(rows: list[dict], methods: list[str] | None = None) -> str:
+    """Test Dice % within each reference group (mean over seeds), at the two lowest fractions."""
+    rows = [r for r in rows if r.get("dice_by")]
+    if not rows:
+        return ""
+    methods = [m for m in (methods or list(dict.fromkeys(r["method"] for r in rows)))]
+    fractions = sorted({float(r["label_fraction"]) for r in rows})[:2]
+    out = []
+    for name in rows[0]["dice_by"]:
+        groups = sorted({g for r in rows for g in r["dice_by"].get(name, {})})
+        head = [f"{g} {f * 100:g}%" for f in fractions for g in groups]
+        out += [
+            f"Test Dice % by {name} group (mean over seeds; the groups judge only):",
+            "",
+            "| method | " + " | ".join(head) + " |",
+            "|" + "---|" * (len(head) + 1),
+        ]
+        for m in methods:
+            cells = []
+            for f in fractions:
+                for g in groups:
+                    v = [
+                        100 * r["dice_by"][name][g]
+                        for r in rows
+                        if r["method"] == m and float(r["label_fraction"]) == f
+                        and g in r["dice_by"].get(name, {})
+                    ]  # fmt: skip
+                    v = [x for x in v if np.isfinite(x)]
+                    cells.append(f"{np.mean(v):.1f}" if v else "")
+            if any(cells):
+                out.append(f"| {m} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out) + "\n"
