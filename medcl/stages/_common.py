@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,11 +25,7 @@ from medcl.data import (
 from medcl.errors import MedclError
 from medcl.models import UNetEncoder
 from medcl.rundir import RunDir
-
-
-def say(message: str) -> None:
-    """One progress line on stderr: readable in a terminal and in a CI log alike."""
-    print(f"medcl: {message}", file=sys.stderr, flush=True)
+from medcl.rundir import say as say  # the stages' progress lines
 
 
 def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
@@ -85,16 +80,50 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
         )
     elif d.layout != "isic2017" and not d.dataset:  # those come with their split
         data = assign_splits(data, d.val_fraction, d.test_fraction, d.split_seed, d.split_csv)
+    where = (
+        f"data.split_csv ('{d.split_csv}')"
+        if d.split_csv
+        else "data.val_fraction / data.test_fraction"
+    )
     for split in ("train", "val", "test"):
         if len(data.indices(split)) == 0:
             raise MedclError(
                 f"The {split} split is empty ({len(data)} images in all); add images or change "
-                "data.val_fraction / data.test_fraction."
+                f"{where}."
             )
-    for split in ("val", "test"):
-        if not data.has_mask[data.indices(split)].any():
-            raise MedclError(f"No image of the {split} split has a mask; Dice needs masks there.")
+    for split in ("train", "val", "test"):
+        idx = data.indices(split)
+        masked = idx[data.has_mask[idx]]
+        if not len(masked):
+            need = "fine-tuning" if split == "train" else "Dice"
+            raise MedclError(
+                f"No image of the {split} split has a mask, and {need} needs masks there; add "
+                f"masks (data.masks) or change {where}."
+            )
+        if not _any_foreground(data.masks, masked):
+            raise MedclError(
+                f"Every mask of the {split} split is background only (class 0), so there is "
+                "nothing to segment; check data.masks and data.label_values (the stored value "
+                "of each class, background first)."
+            )
+    _check_finite(data)
     return data
+
+
+def _any_foreground(masks: np.ndarray, idx: np.ndarray, chunk: int = 256) -> bool:
+    return any(np.any(masks[idx[s : s + chunk]] != 0) for s in range(0, len(idx), chunk))
+
+
+def _check_finite(data: ImageSet, chunk: int = 256) -> None:
+    """NaN or infinite pixels: an error naming the image (the readers name the file first)."""
+    for s in range(0, len(data), chunk):
+        ok = np.isfinite(data.images[s : s + chunk]).all(axis=(1, 2, 3))
+        if not ok.all():
+            bad = data.ids[s + int(np.argmin(ok))]
+            raise MedclError(
+                f"Image '{bad}' holds NaN or infinite pixel values; fix or remove its file (a "
+                "cached copy is refreshed when the file changes)."
+            )
 
 
 _EXAMPLE_ROOT = {"isic2017": "ISIC2017", "mmwhs": "ct_train", "dsb2018": "dsb2018"}
@@ -143,6 +172,57 @@ def check_against_data(cfg: Config, data: ImageSet) -> None:
             f"cluster.k={cfg.cluster.k} is larger than the number of images ({n}); choose "
             f"k <= {n} or leave cluster.k unset to take k from the elbow."
         )
+    check_training_memory(cfg, data)
+
+
+def check_training_memory(cfg: Config, data: ImageSet) -> None:
+    """Refuse, in one sentence, a configuration whose training cannot fit in memory (CPU).
+
+    On a GPU the activations live in GPU memory, and running out of it raises an error that
+    the command line reports; on the CPU the kernel would kill the process instead.
+    """
+    from medcl._memory import (
+        FEATURES_FACTOR,
+        FINETUNE_FACTOR,
+        INFER_FACTOR,
+        PRETRAIN_FACTOR,
+        TRAINED_PARAM_BYTES,
+        check_fits,
+        feature_map_bytes,
+        image_set_bytes,
+    )
+
+    if cfg.run.device not in ("cpu", "auto") or (
+        cfg.run.device == "auto" and torch.cuda.is_available()
+    ):
+        return
+    size, widths, n = data.image_size, cfg.model.channels, len(data.indices("train"))
+    steps = {
+        "pretraining": PRETRAIN_FACTOR
+        * feature_map_bytes(min(cfg.pretrain.batch_size, n), widths, size),
+        "fine-tuning": FINETUNE_FACTOR
+        * feature_map_bytes(min(cfg.finetune.batch_size, n), widths, size),
+        "features": FEATURES_FACTOR
+        * feature_map_bytes(min(cfg.features.batch_size, n), widths, size)
+        + TRAINED_PARAM_BYTES
+        * 3
+        * cfg.features.latent_dim
+        * widths[-1]
+        * size[0]
+        * size[1]
+        // 4 ** (len(widths) - 1),
+        "validation": INFER_FACTOR * feature_map_bytes(min(64, len(data)), widths, size),
+    }
+    worst = max(steps, key=lambda k: steps[k])
+    # the stage's copy of the training images, beside the data set already in memory
+    needed = steps[worst] + image_set_bytes(n, data.channels, size)
+    check_fits(
+        needed,
+        f"Training at data.image_size={list(size)} with model.channels={widths} "
+        f"({worst}, batch size up to {max(cfg.pretrain.batch_size, cfg.finetune.batch_size)})",
+        "lower data.image_size, the batch sizes (pretrain.batch_size, finetune.batch_size, "
+        "features.batch_size) or model.channels",
+    )
 
 
 def build_encoder(cfg: Config, in_channels: int) -> UNetEncoder:
