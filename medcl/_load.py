@@ -59,8 +59,7 @@ def _unsafe(path: str, names: list[str]) -> UnsafeFile:
     shown = ", ".join(sorted(set(names))[:3])
     return UnsafeFile(
         f"Checkpoint '{path}' holds Python objects ({shown}) that could run code when loaded, "
-        "so medcl refuses to load it; delete it (or rerun with --fresh) unless you know "
-        "where it came from."
+        "so medcl refuses to load it; delete it unless you know where it came from."
     )
 
 
@@ -82,3 +81,26 @@ def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         raise DamagedFile(path, "zeroed, cut short or not an .npy array") from None
+
+
+def refuse_unsafe_files(folder: str | os.PathLike) -> None:
+    """Raise :class:`~medcl.errors.UnsafeFile` for the first ``.pt`` file under ``folder``
+    that holds Python objects other than tensors and plain values.
+
+    Run when a command opens a run directory, so that such a file stops the command before
+    any stage runs, not when a stage first reaches it. Only the pickle's list of globals is
+    read (nothing is unpickled), so this is fast.
+    """
+    import torch
+
+    for root, _, files in os.walk(os.fspath(folder)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if not name.endswith(".pt") or not zipfile.is_zipfile(path):
+                continue
+            try:
+                unsafe = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+            except Exception:  # damaged: the stage that reads it recomputes it
+                continue
+            if unsafe:
+                raise _unsafe(path, unsafe)

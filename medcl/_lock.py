@@ -36,21 +36,22 @@ def _holder(fd: int) -> str:
     return f"pid {pid}" if pid.isdigit() else "pid unknown"
 
 
-def lock_directory(path: str | os.PathLike, shared: bool = False) -> None:
+def lock_directory(path: str | os.PathLike, shared: bool = False) -> bool:
     """Hold the lock of run directory ``path`` until :func:`release_all` or process exit.
 
     Re-entrant within a process. Raises :class:`MedclError` naming the holder's pid when
-    another process holds it.
+    another process holds it. Returns True when this call took the lock (False: this
+    process held it already, or shares its DDP launcher's).
     """
     key = os.path.realpath(path)
     if key in _held or _ddp_worker():
-        return
+        return False
     lock_path = Path(path) / LOCK_NAME
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         if shared and not lock_path.exists():  # a read-only run directory: nothing to guard
-            return
+            return False
         raise MedclError(
             f"Cannot create the lock file '{lock_path}': {(exc.strerror or str(exc)).lower()}; "
             "give a run directory you can write to."
@@ -68,6 +69,7 @@ def lock_directory(path: str | os.PathLike, shared: bool = False) -> None:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _held[key] = fd
+    return True
 
 
 def release_all() -> None:

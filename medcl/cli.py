@@ -215,6 +215,9 @@ def _open_run(path: str, fresh: bool = False, shared: bool = False):
     if fresh:
         n = run.clear_records()
         say(f"--fresh: removed {n} finished-stage records, checkpoints and caches from {path}")
+    from medcl._load import refuse_unsafe_files
+
+    refuse_unsafe_files(run.path)  # before any stage runs, not when one reaches the file
     return run
 
 

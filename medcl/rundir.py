@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -138,6 +139,9 @@ def git_revision() -> str:
 # overwritten when their stage runs again.
 RECORD_NAMES = ("done.json", "result.json", "best.json", "best.pt", "checkpoint.pt")
 RECORD_FILES = ("cluster/summary.json", "stage_seconds.json")
+# The temporary names of _replacing (".NAME.XXXXXXXX.tmp") and of the image cache.
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.(tmp|npy|npz)$")
+_CACHE_TEMPORARY = re.compile(r"^medcl-[0-9a-f]{24}\..+[A-Za-z0-9_]{8}\.tmp$")
 
 
 class RunDir:
@@ -165,7 +169,21 @@ class RunDir:
         by ``kill -9``; a second writer gets one sentence naming the holder's pid. The
         processes of one DDP run share their launcher's lock.
         """
-        lock_directory(self.path, shared)
+        if lock_directory(self.path, shared) and not shared:
+            self.remove_temporaries()  # left by a killed process: nobody else writes here
+
+    def remove_temporaries(self) -> int:
+        """Remove the temporary files a killed process left (only the lock holder may)."""
+        removed = 0
+        for root, _, files in os.walk(self.path):
+            for name in files:
+                if _TEMPORARY.match(name) or _CACHE_TEMPORARY.match(name):
+                    try:
+                        os.unlink(os.path.join(root, name))
+                        removed += 1
+                    except OSError:
+                        pass
+        return removed
 
     def clear_records(self) -> int:
         """Remove every finished-stage record and checkpoint (``--fresh``); returns the count."""

@@ -539,10 +539,10 @@ class _Cache:
             }
             # written last: its presence marks a complete cache entry
             self._write(self._path("meta.json"), lambda f: f.write(json.dumps(meta).encode()))
-        except OSError as exc:
+        except OSError as exc:  # the folder itself cannot be made
             from medcl.rundir import write_error
 
-            raise write_error(self.dir / "meta.json", exc) from exc
+            raise write_error(exc.filename or self.dir, exc) from exc
 
     def _write(self, path: Path, write: Any) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=path.name, suffix=".tmp")
@@ -550,6 +550,10 @@ class _Cache:
             with os.fdopen(fd, "wb") as f:
                 write(f)
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                from medcl.rundir import write_error
+
+                raise write_error(path, exc) from exc
             raise

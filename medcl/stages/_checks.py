@@ -9,6 +9,7 @@ writer, a diverged training).
 
 from __future__ import annotations
 
+import json
 import math
 
 from medcl.stages._done import check_fraction, check_keys
@@ -17,7 +18,7 @@ from medcl.stages._done import check_fraction, check_keys
 def _finite_list(values: list, key: str) -> str | None:
     for v in values:
         if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
-            return f"'{key}' holds {v}"
+            return f"'{key}' holds {json.dumps(v)}"
     return None
 
 

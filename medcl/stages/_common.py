@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +23,6 @@ from medcl.data import (
 )
 from medcl.errors import MedclError
 from medcl.models import UNetEncoder
-from medcl.rundir import RunDir
 from medcl.rundir import say as say  # the stages' progress lines
 
 
@@ -255,16 +253,3 @@ def timed(store: dict, key: str):
     t = time.perf_counter()
     yield
     store[key] = round(store.get(key, 0.0) + time.perf_counter() - t, 2)
-
-
-def read_done(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def require(path: Path, what: str, stage: str, run: RunDir) -> Path:
-    if not path.exists():
-        raise MedclError(
-            f"{what} not found in run directory '{run.path}'; run `medcl {stage} --run "
-            f"{run.path}` first."
-        )
-    return path

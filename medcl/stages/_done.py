@@ -97,14 +97,16 @@ def check_keys(payload: dict, **kinds: type | tuple[type, ...]) -> str | None:
         if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
             return f"'{key}' is {json.dumps(value)[:40]}"
         if isinstance(value, float) and not math.isfinite(value):
-            return f"'{key}' is {value}"
+            return f"'{key}' is {json.dumps(value)}"
     return None
 
 
 def check_fraction(payload: dict, *keys: str) -> str | None:
     """None if each key holds a number in [0, 1] (a Dice, a share), else what is wrong."""
     for key in keys:
-        value = payload.get(key)
+        if key not in payload:
+            return f"key '{key}' is missing"
+        value = payload[key]
         if not _is_fraction(value):
             return f"'{key}' is {json.dumps(value)}, outside [0, 1]"
     return None
@@ -131,6 +133,9 @@ def inspect_record(
     if not isinstance(rec, dict) or not isinstance(rec.get("depends"), dict):
         return None, "was written by an older medcl (it records no inputs)", False
     body = {k: v for k, v in doc.items() if k != RECORD_KEY}
+    problem = check(body) if check else None
+    if problem:
+        return None, problem, True
     if rec.get("checksum") != _digest({**body, RECORD_KEY: _without_checksum(rec)}):
         return None, "does not match its checksum (edited or damaged)", True
     if rec.get("fingerprint") != deps.fingerprint:
@@ -142,9 +147,6 @@ def inspect_record(
             return None, f"vouches for {name}, which is missing", True
         if file_digest(out) != digest:
             return None, f"vouches for {name}, whose content has changed", True
-    problem = check(body) if check else None
-    if problem:
-        return None, problem, True
     return body, None, False
 
 
