@@ -498,6 +498,16 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"medcl: error: {write_error(e.filename or '?', e)}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        if type(e).__name__ != "OutOfMemoryError":  # torch.OutOfMemoryError: a GPU's
+            raise
+        print(
+            "medcl: error: The GPU ran out of memory; lower data.image_size, the batch sizes "
+            "(pretrain.batch_size, finetune.batch_size, features.batch_size) or "
+            "model.channels, then run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("\nmedcl: interrupted; run the same command again to resume.", file=sys.stderr)
         return 130

@@ -14,9 +14,15 @@ import numpy as np
 
 from medcl.data._imageset import ImageSet
 
-__all__ = ["split_fingerprint"]
+__all__ = ["chunk_of", "split_fingerprint"]
 
-_CHUNK = 256  # images hashed at a time, so a memory-mapped set is never copied whole
+_CHUNK_BYTES = 32 * 2**20  # hashed at a time: a large or memory-mapped set is never copied
+
+
+def chunk_of(array: np.ndarray, budget: int = _CHUNK_BYTES) -> int:
+    """How many rows of ``array`` fit in ``budget`` bytes (at least one)."""
+    row = array.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
+    return max(1, budget // max(1, row))
 
 
 def split_fingerprint(data: ImageSet, split: str) -> str:
@@ -49,8 +55,9 @@ def split_fingerprint(data: ImageSet, split: str) -> str:
     h.update("\0".join(str(v) for v in data.volume_ids[idx]).encode())
     h.update(np.ascontiguousarray(data.positions[idx], dtype=np.float64).tobytes())
     h.update(np.ascontiguousarray(data.has_mask[idx], dtype=bool).tobytes())
-    for start in range(0, len(idx), _CHUNK):
-        part = idx[start : start + _CHUNK]
+    step = chunk_of(data.images)
+    for start in range(0, len(idx), step):
+        part = idx[start : start + step]
         h.update(np.ascontiguousarray(data.images[part]).tobytes())
         h.update(np.ascontiguousarray(data.masks[part]).tobytes())
     memo[key] = h.hexdigest()

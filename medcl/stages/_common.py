@@ -21,6 +21,7 @@ from medcl.data import (
     load_mmwhs,
     stratified_group_split,
 )
+from medcl.data._digest import chunk_of
 from medcl.errors import MedclError
 from medcl.models import UNetEncoder
 from medcl.rundir import say as say  # the stages' progress lines
@@ -108,12 +109,14 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
     return data
 
 
-def _any_foreground(masks: np.ndarray, idx: np.ndarray, chunk: int = 256) -> bool:
-    return any(np.any(masks[idx[s : s + chunk]] != 0) for s in range(0, len(idx), chunk))
+def _any_foreground(masks: np.ndarray, idx: np.ndarray) -> bool:
+    step = chunk_of(masks)  # a few MB at a time, however large the images
+    return any(np.any(masks[idx[s : s + step]] != 0) for s in range(0, len(idx), step))
 
 
-def _check_finite(data: ImageSet, chunk: int = 256) -> None:
+def _check_finite(data: ImageSet) -> None:
     """NaN or infinite pixels: an error naming the image (the readers name the file first)."""
+    chunk = chunk_of(data.images)
     for s in range(0, len(data), chunk):
         ok = np.isfinite(data.images[s : s + chunk]).all(axis=(1, 2, 3))
         if not ok.all():
@@ -195,21 +198,20 @@ def check_training_memory(cfg: Config, data: ImageSet) -> None:
     ):
         return
     size, widths, n = data.image_size, cfg.model.channels, len(data.indices("train"))
+    batch = {
+        "pretraining": min(cfg.pretrain.batch_size, n),
+        "fine-tuning": min(cfg.finetune.batch_size, n),
+        "features": min(cfg.features.batch_size, n),
+        "validation": min(64, len(data)),
+    }
+    vae_weights = 3 * cfg.features.latent_dim * widths[-1] * size[0] * size[1]
+    vae_weights //= 4 ** (len(widths) - 1)  # its two dense layers, to and from the latent
     steps = {
-        "pretraining": PRETRAIN_FACTOR
-        * feature_map_bytes(min(cfg.pretrain.batch_size, n), widths, size),
-        "fine-tuning": FINETUNE_FACTOR
-        * feature_map_bytes(min(cfg.finetune.batch_size, n), widths, size),
-        "features": FEATURES_FACTOR
-        * feature_map_bytes(min(cfg.features.batch_size, n), widths, size)
-        + TRAINED_PARAM_BYTES
-        * 3
-        * cfg.features.latent_dim
-        * widths[-1]
-        * size[0]
-        * size[1]
-        // 4 ** (len(widths) - 1),
-        "validation": INFER_FACTOR * feature_map_bytes(min(64, len(data)), widths, size),
+        "pretraining": PRETRAIN_FACTOR * feature_map_bytes(batch["pretraining"], widths, size),
+        "fine-tuning": FINETUNE_FACTOR * feature_map_bytes(batch["fine-tuning"], widths, size),
+        "features": FEATURES_FACTOR * feature_map_bytes(batch["features"], widths, size)
+        + TRAINED_PARAM_BYTES * vae_weights,
+        "validation": INFER_FACTOR * feature_map_bytes(batch["validation"], widths, size),
     }
     worst = max(steps, key=lambda k: steps[k])
     # the stage's copy of the training images, beside the data set already in memory
@@ -217,7 +219,7 @@ def check_training_memory(cfg: Config, data: ImageSet) -> None:
     check_fits(
         needed,
         f"Training at data.image_size={list(size)} with model.channels={widths} "
-        f"({worst}, batch size up to {max(cfg.pretrain.batch_size, cfg.finetune.batch_size)})",
+        f"({worst}, batch size {batch[worst]})",
         "lower data.image_size, the batch sizes (pretrain.batch_size, finetune.batch_size, "
         "features.batch_size) or model.channels",
     )

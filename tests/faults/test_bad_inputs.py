@@ -86,6 +86,12 @@ def _data_case(change: Callable[[Path], None], *extra: str) -> Callable[[Ctx], l
     return build
 
 
+def _nan_folder(ctx: Ctx) -> Path:
+    root = ctx.folder()
+    _tiff(root, np.nan)
+    return root
+
+
 def _tiff(root: Path, value: float) -> None:
     import tifffile
 
@@ -244,6 +250,15 @@ def _medium_memory(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(medcl._memory, "available_memory", lambda: 1_500_000)
 
 
+def _gpu_out_of_memory(mp: pytest.MonkeyPatch) -> None:
+    import medcl.stages.features
+
+    def oom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    mp.setattr(medcl.stages.features, "train_loop", oom)
+
+
 CASES = [
     # ---------------------------------------------------------------- run: config values
     Case("seeds-empty", _run("run.seeds=[]"), ("run.seeds", "empty")),
@@ -327,15 +342,21 @@ CASES = [
     Case(
         "memory-decode-small-machine",
         _run(),
-        ("data.image_size", "memory", "available"),
+        ("Decoding 24 images", "memory", "available"),
         _small_memory,
     ),  # fmt: skip
     Case(
         "memory-training",
         _run(),
-        ("Training at data.image_size=[32, 32]", "model.channels", "batch size"),
+        ("Training at data.image_size=[32, 32]", "model.channels", "batch size 15"),
         _medium_memory,
     ),  # fmt: skip
+    Case(
+        "memory-gpu",
+        _run(),
+        ("GPU ran out of memory", "data.image_size", "batch_size"),
+        _gpu_out_of_memory,
+    ),
     # ---------------------------------------------------------------- run: the images
     Case("image-nan", _data_case(lambda r: _tiff(r, np.nan)), ("case04.tif", "NaN")),
     Case("image-inf", _data_case(lambda r: _tiff(r, np.inf)), ("case04.tif", "infinite")),
@@ -469,6 +490,18 @@ CASES = [
         ("prior.epochs",),
     ),  # fmt: skip
     # ---------------------------------------------------------------- stage commands
+    Case(
+        "features-epochs-zero",
+        lambda c: ["features", str(c.cfg), "--run", c.out(), *TINY, "features.epochs=0"],
+        ("features.epochs",),
+    ),  # fmt: skip
+    Case(
+        "features-nan-image",
+        lambda c: (lambda r: ["features", str(r / "cfg.yaml"), "--run", c.out(), *TINY])(
+            _nan_folder(c)
+        ),
+        ("case04.tif", "NaN"),
+    ),  # fmt: skip
     Case("pretrain-method-path", _stage("pretrain", "method=../../x"), ("../../x", "method")),
     Case("finetune-method-path", _stage("finetune", "method=../../x"), ("../../x",)),
     Case("pretrain-seed-word", _stage("pretrain", "seed=abc"), ("seed=abc",)),
