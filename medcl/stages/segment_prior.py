@@ -87,6 +87,9 @@ def run_segment_prior(cfg: Config, out: str | Path) -> dict:
     t0 = time.perf_counter()
     run = RunDir(out)
     run.lock()
+    # written again below; removed first so that a run that stops part-way never leaves the
+    # masks and Dice of an earlier config beside the new config.yaml
+    run.retract("results.json", "model.pt", "masks", "report.md", "report.html")
     run.save_config(to_dict(cfg))
     set_threads(cfg.run.num_threads)
     fabric = make_fabric(cfg.run.device, cfg.run.precision)
