@@ -8,6 +8,7 @@ can simply be run again to resume.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import time
@@ -49,6 +50,16 @@ def _config_args(p: argparse.ArgumentParser, run_required: bool = False) -> None
         metavar="DIR",
         help="run directory to read from and write to",
     )
+    _fresh_arg(p)
+
+
+def _fresh_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="recompute everything: ignore (and remove) the finished-stage records, "
+        "checkpoints and image cache in the run directory",
+    )
 
 
 def _config_command(sub, name: str, **texts) -> argparse.ArgumentParser:
@@ -57,6 +68,7 @@ def _config_command(sub, name: str, **texts) -> argparse.ArgumentParser:
     p.add_argument("config", metavar="CONFIG.yaml", help="a YAML file or a packaged name")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
+    _fresh_arg(p)
     return p
 
 
@@ -98,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="one seed and short schedules (about 3 minutes)"
     )
     demo.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    _fresh_arg(demo)
 
     _config_command(
         sub,
@@ -170,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     strat.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
     strat.add_argument("--run", metavar="DIR", help="assign: the trained run directory")
     strat.add_argument("--csv", metavar="FILE", help="assign: also write the assignments here")
+    _fresh_arg(strat)
     return parser
 
 
@@ -197,10 +211,52 @@ def _split_args(items: list[str]) -> tuple[str | None, list[str]]:
     return config, overrides
 
 
-def _stage_config(run_dir: str, items: list[str], stage_keys: tuple[str, ...] = ()):
+def _open_run(path: str, fresh: bool = False, shared: bool = False):
+    """The run directory ``path``, locked for this process; ``fresh``: its records removed."""
+    from medcl.rundir import RunDir, say
+
+    run = RunDir(path)
+    run.lock(shared=shared)
+    if fresh:
+        n = run.clear_records()
+        say(f"--fresh: removed {n} finished-stage records, checkpoints and caches from {path}")
+    from medcl._load import refuse_unsafe_files
+
+    refuse_unsafe_files(run.path)  # before any stage runs, not when one reaches the file
+    return run
+
+
+def _check_stage_args(picked: dict[str, str]) -> None:
+    """``method=``, ``seed=`` and ``fraction=`` of a stage command, before any path is built."""
+    from medcl.methods import METHODS
+
+    if "method" in picked and picked["method"] not in METHODS:
+        raise MedclError(
+            f"Unknown method '{picked['method']}' (method=); choose one of {sorted(METHODS)}."
+        )
+    if "seed" in picked:
+        raw = picked["seed"].strip()
+        if not raw.isdigit():
+            raise MedclError(f"seed={raw} is not a seed; give a whole number >= 0, e.g. seed=0.")
+        picked["seed"] = str(int(raw))
+    if "fraction" in picked:
+        raw = picked["fraction"].strip()
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not 0 < value <= 1:  # NaN fails this too
+            raise MedclError(
+                f"fraction={raw} is not a label fraction in (0, 1]; use e.g. fraction=0.05 for "
+                "5% of the masks."
+            )
+
+
+def _stage_config(
+    run_dir: str, items: list[str], stage_keys: tuple[str, ...] = (), fresh: bool = False
+):
     """Config for a single-stage command: the run's saved config, a file, and overrides."""
     from medcl.config import load_config
-    from medcl.rundir import RunDir
 
     config, overrides = _split_args(items)
     picked = {}
@@ -211,7 +267,8 @@ def _stage_config(run_dir: str, items: list[str], stage_keys: tuple[str, ...] = 
             picked[key] = o.split("=", 1)[1]
         else:
             rest.append(o)
-    run = RunDir(run_dir)
+    _check_stage_args(picked)
+    run = _open_run(run_dir, fresh)
     saved = run.load_config_dict()
     if config is None and saved is None:
         raise MedclError(
@@ -224,8 +281,20 @@ def _stage_config(run_dir: str, items: list[str], stage_keys: tuple[str, ...] = 
 def _cmd_demo(args) -> int:
     from medcl.stages.pipeline import demo_config
 
-    cfg = demo_config(args.quick, args.overrides)
+    cfg = demo_config(args.quick, _no_second_config(args.overrides, "demo"))
+    _open_run(args.out, args.fresh)
     return _run_and_print(cfg, args.out)
+
+
+def _no_second_config(overrides: list[str], first: str | None) -> list[str]:
+    """The overrides, refusing a second YAML file among them (one sentence naming both)."""
+    for o in overrides:
+        if "=" not in o and (o.endswith((".yaml", ".yml")) or Path(o).is_file()):
+            raise MedclError(
+                f"Two config files given ('{first}' and '{o}'); give one, and put other "
+                "settings in it or as key=value overrides."
+            )
+    return overrides
 
 
 def _config_and_out(args) -> tuple[str, str]:
@@ -276,14 +345,17 @@ def _cmd_run(args) -> int:
     from medcl.config import load_config
 
     config, out = _config_and_out(args)
-    return _run_and_print(load_config(config, args.overrides), out)
+    cfg = load_config(config, _no_second_config(args.overrides, args.config))
+    _open_run(out, args.fresh)
+    return _run_and_print(cfg, out)
 
 
 def _cmd_benchmark(args) -> int:
     from medcl.stages.benchmark import benchmark_config, run_benchmark
 
     config, out = _config_and_out(args)
-    cfg, named = benchmark_config(config, args.overrides)
+    cfg, named = benchmark_config(config, _no_second_config(args.overrides, args.config))
+    _open_run(out, args.fresh)
     t0 = time.perf_counter()
     results = run_benchmark(cfg, out, methods_named=named)
     folds = f" x {results['folds']} folds" if results.get("folds") else ""
@@ -297,7 +369,9 @@ def _cmd_segment_prior(args) -> int:
     from medcl.stages.segment_prior import run_segment_prior
 
     config, out = _config_and_out(args)
-    results = run_segment_prior(load_config(config, args.overrides), out)
+    cfg = load_config(config, _no_second_config(args.overrides, args.config))
+    _open_run(out, args.fresh)
+    results = run_segment_prior(cfg, out)
     if results.get("dice"):
         val = results.get("val_dice") or {}
         print("\nDice % of the structure       validation   test")
@@ -316,7 +390,7 @@ def _cmd_stage(args) -> int:
     from medcl.stages.pipeline import prepare
 
     keys = {"pretrain": ("method", "seed"), "finetune": ("method", "fraction", "seed")}
-    run, cfg, picked = _stage_config(args.run, args.args, keys.get(args.command, ()))
+    run, cfg, picked = _stage_config(args.run, args.args, keys.get(args.command, ()), args.fresh)
     fabric = prepare(run, cfg, distributed=args.command == "pretrain")  # DDP pretrains only
     data = load_data(cfg, cache_dir=run.path / "cache")
     check_against_data(cfg, data)
@@ -332,7 +406,7 @@ def _cmd_stage(args) -> int:
     elif args.command == "cluster":
         from medcl.stages.cluster import run_cluster
 
-        s = run_cluster(run, cfg)
+        s = run_cluster(run, cfg, data)
         print(f"k = {s['k']} pseudo-classes ({s['method']}), sizes {s['sizes']}.")
     elif args.command == "pretrain":
         from medcl.stages.pretrain import run_pretrain
@@ -342,17 +416,10 @@ def _cmd_stage(args) -> int:
         if fabric.is_global_zero:
             print(f"Pretrained {method} (seed {seed}) in {done['seconds']:.0f} s.")
     elif args.command == "finetune":
-        from medcl.config import RunConfig
         from medcl.stages.finetune import run_finetune
 
         method = picked.get("method", "ufc")
         fraction = float(picked.get("fraction", cfg.run.label_fractions[0]))
-        try:
-            RunConfig(label_fractions=[fraction])
-        except Exception:
-            raise MedclError(
-                f"fraction={fraction} is outside (0, 1]; use e.g. fraction=0.05 for 5% of the masks."
-            ) from None
         done = run_finetune(run, cfg, method, fraction, seed, data, fabric)
         print(
             f"Fine-tuned {method} on {done['n_labelled']} masks: best validation Dice "
@@ -367,7 +434,7 @@ def _cmd_stage(args) -> int:
         for m in cfg.run.methods:
             for f in cfg.run.label_fractions:
                 for s in cfg.run.seeds_for(m):
-                    if (cell_dir(run, m, f, s) / "best.pt").exists():
+                    if (cell_dir(run, m, f, s) / "done.json").exists():  # fine-tuned
                         run_evaluate_cell(run, cfg, m, f, s, data, fabric)
         results = collect_results(run, cfg, data, run.read_json("stage_seconds.json") or {})
         if not results["rows"]:
@@ -384,6 +451,8 @@ def _cmd_stratify(args) -> int:
 
         if not args.run:
             raise MedclError("`medcl stratify assign` needs --run DIR, a finished stratify run.")
+        if Path(args.run).is_dir():
+            _open_run(args.run, shared=True)  # no stratify run rewrites it meanwhile
         rows = assign(args.run, items[1:], args.csv)
         for r in rows:
             print(f"{r['path']}\tcluster {r['cluster']}\tdistance {r['distance']:.4f}")
@@ -394,6 +463,7 @@ def _cmd_stratify(args) -> int:
     config, overrides = _split_args(items)
     cfg = load_stratify_config(config, overrides)
     out = args.out or str(Path("runs") / (Path(config).stem if config else "stratify"))
+    _open_run(out, args.fresh)
     metrics = run_stratify(cfg, out)
     print((Path(out) / "metrics.md").read_text())
     print(
@@ -421,14 +491,39 @@ def main(argv: list[str] | None = None) -> int:
         "segment-prior": _cmd_segment_prior,
         "stratify": _cmd_stratify,
     }
+    from medcl._lock import release_all
+
     try:
         return handlers.get(args.command, _cmd_stage)(args)
     except MedclError as e:
         print(f"medcl: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno not in _USER_ERRNOS:
+            raise
+        from medcl.rundir import write_error
+
+        print(f"medcl: error: {write_error(e.filename or '?', e)}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if type(e).__name__ != "OutOfMemoryError":  # torch.OutOfMemoryError: a GPU's
+            raise
+        print(
+            "medcl: error: The GPU ran out of memory; lower data.image_size, the batch sizes "
+            "(pretrain.batch_size, finetune.batch_size, features.batch_size) or "
+            "model.channels, then run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("\nmedcl: interrupted; run the same command again to resume.", file=sys.stderr)
         return 130
+    finally:
+        release_all()
+
+
+# A full disk or a folder the user cannot write: theirs to fix, so one sentence, no traceback.
+_USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 if __name__ == "__main__":

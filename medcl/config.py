@@ -82,9 +82,20 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    channels: list[int] = [16, 32, 64, 128]
+    channels: list[int] = Field(
+        [16, 32, 64, 128], description="UNet widths per level (at least two, each >= 1)"
+    )
     num_res_units: int = Field(0, ge=0, description="residual sub-units per block (0: plain)")
     norm: Literal["instance", "batch"] = "instance"
+
+    @field_validator("channels")
+    @classmethod
+    def _widths(cls, v: list[int]) -> list[int]:
+        if len(v) < 2 or any(c < 1 for c in v):
+            raise ValueError(
+                "must list at least two positive widths, one per UNet level, e.g. [16, 32, 64]"
+            )
+        return v
 
 
 class FeaturesConfig(_Section):
@@ -101,6 +112,14 @@ class ClusterConfig(_Section):
     k: int | None = Field(None, ge=2, description="fixed k; null = elbow of the curve")
     k_min: int = Field(2, ge=2)
     k_max: int = Field(30, ge=2)
+
+    @model_validator(mode="after")
+    def _k_range(self) -> ClusterConfig:
+        if self.k_min >= self.k_max:
+            raise ValueError(
+                f"cluster.k_min={self.k_min} must be smaller than cluster.k_max={self.k_max}"
+            )
+        return self
 
 
 class PretrainConfig(_Section):
@@ -160,6 +179,11 @@ class FinetuneConfig(_Section):
         return self
 
 
+# What Lightning Fabric accepts as precision (its older spellings too).
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true",
+              "32", "bf16", "16", "64")  # fmt: skip
+
+
 class RunConfig(_Section):
     methods: list[str] = ["random", "simclr", "ufc"]
     label_fractions: list[float] = [0.05, 0.1, 0.2, 1.0]
@@ -169,7 +193,7 @@ class RunConfig(_Section):
         1, ge=1, description="processes for pretraining; > 1 runs DDP (one per GPU)"
     )
     precision: str | None = Field(None, description="null = bf16-mixed on GPU, 32-true on CPU")
-    num_threads: int | None = None
+    num_threads: int | None = Field(None, ge=1)
     seeds_per_method: dict[str, list[int]] = Field(
         {},
         description="seeds of the named methods instead of run.seeds, e.g. {moco: [0, 1, 2]}: "
@@ -188,11 +212,16 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _seeds_per_method_names_methods(self) -> RunConfig:
-        for name in self.seeds_per_method:
+        for name, seeds in self.seeds_per_method.items():
             if name not in self.methods:
                 raise ValueError(
                     f"run.seeds_per_method names '{name}', which is not in run.methods "
                     f"{self.methods}; name only methods that run"
+                )
+            if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+                raise ValueError(
+                    f"run.seeds_per_method.{name} is {seeds}; list distinct seeds >= 0, at "
+                    "least one"
                 )
         return self
 
@@ -202,6 +231,31 @@ class RunConfig(_Section):
         for f in v:
             if not 0 < f <= 1:
                 raise ValueError(f"label fraction {f} is outside (0, 1]; use e.g. 0.05 for 5%")
+        return v
+
+    @field_validator("methods", "label_fractions", "seeds")
+    @classmethod
+    def _one_each(cls, v: list) -> list:
+        if not v:
+            raise ValueError("is empty; list at least one")
+        repeated = sorted({x for x in v if v.count(x) > 1}, key=str)
+        if repeated:
+            raise ValueError(f"lists {repeated[0]} more than once; list each once")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        for s in v:
+            if s < 0:
+                raise ValueError(f"seed {s} is negative; seeds are whole numbers >= 0")
+        return v
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, v: str | None) -> str | None:
+        if v is not None and v not in PRECISIONS:
+            raise ValueError(f"is not a precision; use one of {', '.join(PRECISIONS)} or null")
         return v
 
 
@@ -246,7 +300,10 @@ def _explain(err: ValidationError, source: str, root: type[BaseModel] | None = N
         msg = first["msg"].removeprefix("Value error, ")  # a check across fields
         return MedclError(f"Config in {source}: {msg}.")
     value = first.get("input")
-    return MedclError(f"Config key '{key}' in {source} has a bad value {value!r}: {first['msg']}.")
+    msg = first["msg"].removeprefix("Value error, ")
+    if isinstance(value, dict | list) and len(repr(value)) > 80:
+        value = f"{repr(value)[:77]}..."
+    return MedclError(f"Config key '{key}' in {source} has a bad value {value!r}: {msg}.")
 
 
 def _set(tree: dict, dotted: str, value: Any) -> None:

@@ -4,6 +4,11 @@ Anything a user can get wrong (a path, a file, a config key, a value) raises
 :class:`MedclError` with one sentence that names the culprit and says what to do. The
 command line prints that sentence and exits with status 2; programming errors still raise
 their usual exceptions with a traceback, because those are ours to fix.
+
+Two kinds of file problem have their own subclass, so that a stage can tell them apart:
+:class:`DamagedFile` (cannot be parsed, is cut short, lacks a key, holds an impossible
+value: a stage that wrote it recomputes it) and :class:`UnsafeFile` (a checkpoint that
+would run code when loaded: always refused).
 """
 
 from __future__ import annotations
@@ -11,3 +16,19 @@ from __future__ import annotations
 
 class MedclError(Exception):
     """A problem with the user's input, explained in one sentence."""
+
+
+class DamagedFile(MedclError):
+    """A file of the run directory that cannot be used; ``reason`` says why, in a few words."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(
+            f"'{path}' is damaged ({reason}); delete it, or rerun the command that wrote it "
+            "with --fresh."
+        )
+
+
+class UnsafeFile(MedclError):
+    """A checkpoint holding Python objects whose loading could run code."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from medcl.config import load_validated
 
@@ -32,9 +32,13 @@ class StratifyDataConfig(_Section):
 
 
 class StratifyModelConfig(_Section):
-    widths: list[int] = Field([32, 64, 128], min_length=1, description="encoder conv channels")
+    widths: list[PositiveInt] = Field(
+        [32, 64, 128], min_length=1, description="encoder conv channels"
+    )
     latent_dim: int = Field(128, ge=2)
-    projector: list[int] = Field([512, 512, 128], min_length=1, description="projector widths")
+    projector: list[PositiveInt] = Field(
+        [512, 512, 128], min_length=1, description="projector widths"
+    )
     norm: Literal["none", "batch"] = Field(
         "none", description="after each encoder conv: none (the paper) or BatchNorm"
     )
@@ -60,6 +64,22 @@ class WarmupConfig(_Section):
     crop_scale: tuple[float, float] = Field((0.5, 1.0), description="rescaled-crop area range")
     blur_sigma: tuple[float, float] = (0.1, 1.0)
     noise_std: float = Field(0.05, ge=0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> WarmupConfig:
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(
+                f"warmup.crop_scale={[lo, hi]} must be [low, high] with 0 < low <= high <= 1 "
+                "(shares of the image area), e.g. [0.5, 1.0]"
+            )
+        lo, hi = self.blur_sigma
+        if not 0 < lo <= hi:
+            raise ValueError(
+                f"warmup.blur_sigma={[lo, hi]} must be [low, high] with 0 < low <= high, e.g. "
+                "[0.1, 1.0]"
+            )
+        return self
 
 
 class StratifyClusterConfig(_Section):

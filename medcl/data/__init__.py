@@ -2,6 +2,7 @@
 
 from medcl.data._augment import PairedAugment, TwoViews
 from medcl.data._builtin import BUILTIN_DATASETS, load_brain_aal, load_builtin
+from medcl.data._digest import split_fingerprint
 from medcl.data._dsb2018 import (
     APPEARANCE_GROUPS,
     DSB2018_CLASSES,
@@ -52,6 +53,7 @@ __all__ = [
     "read_image",
     "read_mask",
     "read_volume",
+    "split_fingerprint",
     "stratified_group_split",
     "stratified_split",
 ]

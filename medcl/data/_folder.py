@@ -28,7 +28,12 @@ Rules, in the order they apply:
 * **Cache.** With ``cache_dir``, the decoded arrays are written there once as ``.npy`` files
   named by a hash of the file list (paths, sizes, modification times) and the settings, and
   later calls load them instead of decoding; arrays larger than ``mmap_threshold`` bytes are
-  memory-mapped read-only. Writes are atomic (temporary file, then ``os.replace``).
+  memory-mapped read-only. Writes are atomic (temporary file, then ``os.replace``), and the
+  entry's ``meta.json`` records the content hash of each array file: a file whose content
+  changed (zeroed, cut short, edited) is noticed, reported in one line and decoded again.
+* **Memory and values.** Before the images are decoded, the memory the decoded set needs is
+  estimated and refused when it exceeds what the machine has; a pixel that is NaN or
+  infinite is an error naming its file.
 
 Example::
 
@@ -52,13 +57,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from medcl._load import file_digest
+from medcl._memory import check_fits, image_set_bytes
 from medcl.data._imageset import ImageSet
 from medcl.data._readers import SUPPORTED_SUFFIXES, file_stem, file_suffix, reader_for
 from medcl.errors import MedclError
 
 __all__ = ["load_folder"]
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: meta.json records the arrays' content hashes
 _LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 MMAP_THRESHOLD = 256 * 2**20
 
@@ -269,13 +276,21 @@ def _decode(
     channels: int | None,
     axis: int,
 ) -> ImageSet:
-    images, masks, has_mask, ids, volume_ids, positions = [], [], [], [], [], []
+    images: list[np.ndarray] = []
+    masks, has_mask, ids, volume_ids, positions = [], [], [], [], []
     found: set[int] = set()  # classes seen in the masks
     for image_path, mask_path in tqdm(pairs, desc="Decoding images", unit="file", disable=None):
         reader = reader_for(image_path)
         data, meta = reader.read(image_path, axis)
         if channels is None:
             channels = int(data.shape[1])
+        if not images:  # the decoded set and its concatenation, before they are allocated
+            total = len(pairs) * data.shape[0]
+            check_fits(
+                2 * image_set_bytes(total, channels, size),
+                f"Decoding {total} images at data.image_size={list(size)}",
+                "lower data.image_size, or use fewer images",
+            )
         data = _convert_channels(data, channels, image_path)
         n = data.shape[0]
         if mask_path is not None:
@@ -418,6 +433,16 @@ def _resize_masks(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # ----------------------------------------------------------------------------- cache
 
 
+def _say_damaged(path: Path, reason: str) -> None:
+    import sys
+
+    print(
+        f"medcl: cache file {path} is damaged ({reason}); decoding the images again",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 class _Cache:
     """Decoded arrays on disk, named by a hash of the inputs and settings."""
 
@@ -451,6 +476,13 @@ class _Cache:
             return None
         try:
             meta = json.loads(meta_path.read_text())
+            if "digests" not in meta:
+                _say_damaged(meta_path, "written by an older medcl, without content hashes")
+                return None
+            for name, digest in meta["digests"].items():
+                if file_digest(self._path(name)) != digest:
+                    _say_damaged(self._path(name), "its content changed since it was cached")
+                    return None
             images = self._load_array(self._path("images.npy"))
             masks = self._load_array(self._path("masks.npy"))
             return ImageSet(
@@ -472,8 +504,9 @@ class _Cache:
                     for k, v in meta.get("reference_labels", {}).items()
                 },
             )
-        except (OSError, ValueError, KeyError):
-            return None  # a damaged cache is rebuilt
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            _say_damaged(meta_path, type(exc).__name__)  # a damaged entry is decoded again
+            return None
 
     def _load_array(self, path: Path) -> np.ndarray:
         if path.stat().st_size > self.mmap_threshold:
@@ -488,7 +521,11 @@ class _Cache:
             if imageset.instances is not None:
                 instances = imageset.instances
                 self._write(self._path("instances.npy"), lambda f: np.save(f, instances))
+            parts = ["images.npy", "masks.npy"]
+            if imageset.instances is not None:
+                parts.append("instances.npy")
             meta = {
+                "digests": {name: file_digest(self._path(name)) for name in parts},
                 "has_mask": imageset.has_mask.tolist(),
                 "ids": [str(i) for i in imageset.ids],
                 "volume_ids": [str(v) for v in imageset.volume_ids],
@@ -502,11 +539,10 @@ class _Cache:
             }
             # written last: its presence marks a complete cache entry
             self._write(self._path("meta.json"), lambda f: f.write(json.dumps(meta).encode()))
-        except OSError as exc:
-            raise MedclError(
-                f"Cannot write the cache folder '{self.dir}': {exc.strerror or exc}; set "
-                "data.cache_dir to a writable folder or leave it empty."
-            ) from exc
+        except OSError as exc:  # the folder itself cannot be made
+            from medcl.rundir import write_error
+
+            raise write_error(exc.filename or self.dir, exc) from exc
 
     def _write(self, path: Path, write: Any) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=path.name, suffix=".tmp")
@@ -514,6 +550,10 @@ class _Cache:
             with os.fdopen(fd, "wb") as f:
                 write(f)
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                from medcl.rundir import write_error
+
+                raise write_error(path, exc) from exc
             raise

@@ -9,6 +9,7 @@ are refused.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,10 @@ def load_medmnist(path: str | Path, config_key: str = "data.medmnist_path") -> L
             f"MedMNIST file '{p}' does not exist; put the data set's .npz file there (medcl "
             f"downloads nothing) or point {config_key} at it."
         )
+    if not zipfile.is_zipfile(p):
+        raise MedclError(f"MedMNIST file '{p}' is not a readable .npz file (not a zip archive).")
     try:
-        z = np.load(p)
+        z = np.load(p, allow_pickle=False)
     except Exception as e:
         raise MedclError(f"MedMNIST file '{p}' is not a readable .npz file ({e}).") from None
     with z:
@@ -47,7 +50,10 @@ def load_medmnist(path: str | Path, config_key: str = "data.medmnist_path") -> L
                 f"MedMNIST file '{p}' lacks the keys {', '.join(missing)}; expected "
                 "train/val/test _images and _labels as in the MedMNIST release."
             )
-        parts = [(s, z[f"{s}_images"], np.asarray(z[f"{s}_labels"])) for s in SPLITS]
+        try:
+            parts = [(s, z[f"{s}_images"], np.asarray(z[f"{s}_labels"])) for s in SPLITS]
+        except Exception as e:  # object arrays (pickles), a cut-short member
+            raise MedclError(f"MedMNIST file '{p}' is not a readable .npz file ({e}).") from None
     images, labels, split = [], [], []
     shape = None
     for s, x, y in parts:
@@ -55,6 +61,15 @@ def load_medmnist(path: str | Path, config_key: str = "data.medmnist_path") -> L
             raise MedclError(
                 f"MedMNIST file '{p}': {s}_images has shape {x.shape}; expected (N, H, W) or "
                 "(N, H, W, 3)."
+            )
+        if x.dtype.kind not in "uif" or (x.dtype.kind == "f" and not np.isfinite(x).all()):
+            raise MedclError(
+                f"MedMNIST file '{p}': {s}_images holds {'NaN or infinite' if x.dtype.kind == 'f' else x.dtype} "
+                "pixel values; expected numbers from 0 to 255."
+            )
+        if y.dtype.kind not in "iu":
+            raise MedclError(
+                f"MedMNIST file '{p}': {s}_labels are {y.dtype}, not whole numbers (class ids)."
             )
         if shape is not None and x.shape[1:] != shape:
             raise MedclError(

@@ -191,6 +191,13 @@ class ImageReader:
                 f"Cannot read {what} '{path}': it holds an array of shape {data.shape}, not an "
                 f"image. Check that it is a valid {self.format} file."
             )
+        if not labels and data.dtype.kind in "fc" and not np.isfinite(data).all():
+            bad = int(np.count_nonzero(~np.isfinite(data)))
+            raise MedclError(
+                f"Image '{path}' holds {bad} NaN or infinite pixel values (of {data.size}); "
+                "replace them in the file (e.g. with 0 or the background value) or remove "
+                "the file from the data."
+            )
         meta = {
             "path": str(path),
             "format": self.format,

@@ -189,6 +189,27 @@ def _splits_from_csv(imageset: ImageSet, split_csv: str | os.PathLike) -> np.nda
         if vol != "":
             slices_of.setdefault(str(vol), []).append(i)
     split = np.full(len(imageset), "", dtype=object)
+    try:
+        _read_split_rows(path, split, index_of, slices_of)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise MedclError(
+            f"The split file '{path}' is not a text CSV file ({str(exc).splitlines()[0][:60]}); "
+            "give a CSV with the columns 'id' and 'split'."
+        ) from None
+    missing = [str(imageset.ids[i]) for i in np.flatnonzero(split == "")]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise MedclError(
+            f"The split file '{path}' gives no split for {len(missing)} images ({shown}); "
+            "add a row for every image."
+        )
+    return split
+
+
+def _read_split_rows(
+    path: str, split: np.ndarray, index_of: dict[str, list[int]], slices_of: dict[str, list[int]]
+) -> None:
+    """Fill ``split`` from the rows of the CSV file ``path``."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         fields = [c.strip() for c in reader.fieldnames or []]
@@ -219,14 +240,6 @@ def _splits_from_csv(imageset: ImageSet, split_csv: str | os.PathLike) -> np.nda
                     f"earlier line put it in {sorted(clash)[0]}; list each image once."
                 )
             split[rows] = name
-    missing = [str(imageset.ids[i]) for i in np.flatnonzero(split == "")]
-    if missing:
-        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise MedclError(
-            f"The split file '{path}' gives no split for {len(missing)} images ({shown}); "
-            "add a row for every image."
-        )
-    return split
 
 
 def stratified_group_split(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,14 +21,10 @@ from medcl.data import (
     load_mmwhs,
     stratified_group_split,
 )
+from medcl.data._digest import chunk_of
 from medcl.errors import MedclError
 from medcl.models import UNetEncoder
-from medcl.rundir import RunDir
-
-
-def say(message: str) -> None:
-    """One progress line on stderr: readable in a terminal and in a CI log alike."""
-    print(f"medcl: {message}", file=sys.stderr, flush=True)
+from medcl.rundir import say as say  # the stages' progress lines
 
 
 def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
@@ -85,16 +79,52 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
         )
     elif d.layout != "isic2017" and not d.dataset:  # those come with their split
         data = assign_splits(data, d.val_fraction, d.test_fraction, d.split_seed, d.split_csv)
+    where = (
+        f"data.split_csv ('{d.split_csv}')"
+        if d.split_csv
+        else "data.val_fraction / data.test_fraction"
+    )
     for split in ("train", "val", "test"):
         if len(data.indices(split)) == 0:
             raise MedclError(
                 f"The {split} split is empty ({len(data)} images in all); add images or change "
-                "data.val_fraction / data.test_fraction."
+                f"{where}."
             )
-    for split in ("val", "test"):
-        if not data.has_mask[data.indices(split)].any():
-            raise MedclError(f"No image of the {split} split has a mask; Dice needs masks there.")
+    for split in ("train", "val", "test"):
+        idx = data.indices(split)
+        masked = idx[data.has_mask[idx]]
+        if not len(masked):
+            need = "fine-tuning" if split == "train" else "Dice"
+            raise MedclError(
+                f"No image of the {split} split has a mask, and {need} needs masks there; add "
+                f"masks (data.masks) or change {where}."
+            )
+        if not _any_foreground(data.masks, masked):
+            raise MedclError(
+                f"Every mask of the {split} split is background only (class 0), so there is "
+                "nothing to segment; check data.masks and data.label_values (the stored value "
+                "of each class, background first)."
+            )
+    _check_finite(data)
     return data
+
+
+def _any_foreground(masks: np.ndarray, idx: np.ndarray) -> bool:
+    step = chunk_of(masks)  # a few MB at a time, however large the images
+    return any(np.any(masks[idx[s : s + step]] != 0) for s in range(0, len(idx), step))
+
+
+def _check_finite(data: ImageSet) -> None:
+    """NaN or infinite pixels: an error naming the image (the readers name the file first)."""
+    chunk = chunk_of(data.images)
+    for s in range(0, len(data), chunk):
+        ok = np.isfinite(data.images[s : s + chunk]).all(axis=(1, 2, 3))
+        if not ok.all():
+            bad = data.ids[s + int(np.argmin(ok))]
+            raise MedclError(
+                f"Image '{bad}' holds NaN or infinite pixel values; fix or remove its file (a "
+                "cached copy is refreshed when the file changes)."
+            )
 
 
 _EXAMPLE_ROOT = {"isic2017": "ISIC2017", "mmwhs": "ct_train", "dsb2018": "dsb2018"}
@@ -143,6 +173,56 @@ def check_against_data(cfg: Config, data: ImageSet) -> None:
             f"cluster.k={cfg.cluster.k} is larger than the number of images ({n}); choose "
             f"k <= {n} or leave cluster.k unset to take k from the elbow."
         )
+    check_training_memory(cfg, data)
+
+
+def check_training_memory(cfg: Config, data: ImageSet) -> None:
+    """Refuse, in one sentence, a configuration whose training cannot fit in memory (CPU).
+
+    On a GPU the activations live in GPU memory, and running out of it raises an error that
+    the command line reports; on the CPU the kernel would kill the process instead.
+    """
+    from medcl._memory import (
+        FEATURES_FACTOR,
+        FINETUNE_FACTOR,
+        INFER_FACTOR,
+        PRETRAIN_FACTOR,
+        TRAINED_PARAM_BYTES,
+        check_fits,
+        feature_map_bytes,
+        image_set_bytes,
+    )
+
+    if cfg.run.device not in ("cpu", "auto") or (
+        cfg.run.device == "auto" and torch.cuda.is_available()
+    ):
+        return
+    size, widths, n = data.image_size, cfg.model.channels, len(data.indices("train"))
+    batch = {
+        "pretraining": min(cfg.pretrain.batch_size, n),
+        "fine-tuning": min(cfg.finetune.batch_size, n),
+        "features": min(cfg.features.batch_size, n),
+        "validation": min(64, len(data)),
+    }
+    vae_weights = 3 * cfg.features.latent_dim * widths[-1] * size[0] * size[1]
+    vae_weights //= 4 ** (len(widths) - 1)  # its two dense layers, to and from the latent
+    steps = {
+        "pretraining": PRETRAIN_FACTOR * feature_map_bytes(batch["pretraining"], widths, size),
+        "fine-tuning": FINETUNE_FACTOR * feature_map_bytes(batch["fine-tuning"], widths, size),
+        "features": FEATURES_FACTOR * feature_map_bytes(batch["features"], widths, size)
+        + TRAINED_PARAM_BYTES * vae_weights,
+        "validation": INFER_FACTOR * feature_map_bytes(batch["validation"], widths, size),
+    }
+    worst = max(steps, key=lambda k: steps[k])
+    # the stage's copy of the training images, beside the data set already in memory
+    needed = steps[worst] + image_set_bytes(n, data.channels, size)
+    check_fits(
+        needed,
+        f"Training at data.image_size={list(size)} with model.channels={widths} "
+        f"({worst}, batch size {batch[worst]})",
+        "lower data.image_size, the batch sizes (pretrain.batch_size, finetune.batch_size, "
+        "features.batch_size) or model.channels",
+    )
 
 
 def build_encoder(cfg: Config, in_channels: int) -> UNetEncoder:
@@ -175,16 +255,3 @@ def timed(store: dict, key: str):
     t = time.perf_counter()
     yield
     store[key] = round(store.get(key, 0.0) + time.perf_counter() - t, 2)
-
-
-def read_done(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def require(path: Path, what: str, stage: str, run: RunDir) -> Path:
-    if not path.exists():
-        raise MedclError(
-            f"{what} not found in run directory '{run.path}'; run `medcl {stage} --run "
-            f"{run.path}` first."
-        )
-    return path

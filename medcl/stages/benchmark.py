@@ -17,7 +17,7 @@ from medcl.data import ImageSet
 from medcl.methods import METHODS
 from medcl.rundir import RunDir
 from medcl.stages._common import load_data, say
-from medcl.stages.pipeline import run_pipeline, write_results
+from medcl.stages.pipeline import SUMMARIES, run_pipeline, write_results
 
 BENCHMARK_SEEDS = [0, 1, 2, 3, 4]
 
@@ -29,7 +29,8 @@ def benchmark_config(path: str | None, overrides: list[str]) -> tuple[Config, bo
     applies to the data is run).
     """
     tree = read_yaml(path) if path else {}
-    named = "methods" in (tree.get("run") or {}) or any(
+    run = tree.get("run")
+    named = (isinstance(run, dict) and "methods" in run) or any(
         o.startswith("run.methods=") for o in overrides
     )
     base = {"run": {"seeds": BENCHMARK_SEEDS, "methods": list(METHODS)}}
@@ -45,6 +46,7 @@ def applicable_methods(methods: list[str], data: ImageSet) -> tuple[list[str], l
 def run_benchmark(cfg: Config, out: str | Path, methods_named: bool = True) -> dict:
     """Run (or finish) the benchmark in ``out``; returns the pooled ``results.json`` dict."""
     run = RunDir(out)
+    run.lock()
     if not methods_named:
         data = load_data(cfg, cache_dir=run.path / "cache")
         keep, skipped = applicable_methods(cfg.run.methods, data)
@@ -54,6 +56,7 @@ def run_benchmark(cfg: Config, out: str | Path, methods_named: bool = True) -> d
     folds = cfg.data.folds
     if not folds:
         return run_pipeline(cfg, run.path)
+    run.retract(*SUMMARIES)
     rows: list[dict] = []
     stage_seconds: dict[str, float] = {}
     last: dict = {}

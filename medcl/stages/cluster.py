@@ -6,20 +6,26 @@ import time
 
 import numpy as np
 
+from medcl._load import load_npy
 from medcl.cluster import CLUSTERERS, WardClustering, elbow_curve
 from medcl.config import Config
+from medcl.data import ImageSet
 from medcl.errors import MedclError
 from medcl.rundir import RunDir, atomic_save_npy
-from medcl.stages._common import read_done, require
+from medcl.stages._checks import check_summary, check_trained
+from medcl.stages._deps import cluster_deps, features_deps
+from medcl.stages._done import require_current, reusable, write_record
 
 
-def run_cluster(run: RunDir, cfg: Config) -> dict:
+def run_cluster(run: RunDir, cfg: Config, data: ImageSet) -> dict:
     """Writes ``cluster/labels.npy`` (one pseudo-label per train image) and ``summary.json``."""
-    done = read_done(run.path / "cluster" / "summary.json")
+    deps = cluster_deps(cfg, data)
+    done = reusable(run, "cluster/summary.json", deps, check_summary)
     if done:
         return done
     c = cfg.cluster
-    X = np.load(require(run.path / "features" / "embeddings.npy", "Embeddings", "features", run))
+    require_current(run, "features/done.json", features_deps(cfg, data), "features", check_trained)
+    X = load_npy(run.path / "features" / "embeddings.npy")
     n = len(X)
     if c.k is not None and c.k > n:
         raise MedclError(
@@ -59,5 +65,4 @@ def run_cluster(run: RunDir, cfg: Config) -> dict:
         "sizes": np.bincount(np.unique(labels, return_inverse=True)[1]).tolist(),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    run.write_json("cluster/summary.json", summary)
-    return summary
+    return write_record(run, "cluster/summary.json", summary, deps, ["cluster/labels.npy"])

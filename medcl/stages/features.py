@@ -12,14 +12,19 @@ from medcl.data import ImageSet
 from medcl.losses import vae_loss
 from medcl.models import BetaVAE
 from medcl.rundir import RunDir, atomic_save_npy, atomic_torch_save
-from medcl.stages._common import read_done, seed_all, to_device
+from medcl.stages._checks import check_trained
+from medcl.stages._common import seed_all, to_device
+from medcl.stages._deps import features_deps
+from medcl.stages._done import reusable, write_record
 from medcl.train import train_loop
+
+OUTPUTS = ["features/embeddings.npy", "features/ids.json", "features/vae.pt"]
 
 
 def run_features(run: RunDir, cfg: Config, data: ImageSet, fabric) -> dict:
     """Writes ``features/embeddings.npy`` (train images x latent_dim), ``ids.json``, ``vae.pt``."""
-    done_path = run.file("features", "done.json")
-    done = read_done(done_path)
+    deps = features_deps(cfg, data)
+    done = reusable(run, "features/done.json", deps, check_trained)
     if done:
         return done
     f = cfg.features
@@ -49,6 +54,8 @@ def run_features(run: RunDir, cfg: Config, data: ImageSet, fabric) -> dict:
         checkpoint=run.file("features", "checkpoint.pt"),
         desc=f"features ({f.kind})",
         log=lambda **r: run.log(stage="features", **r),
+        fingerprint=deps.fingerprint,
+        lr_key="features.lr",
     )
     vae.eval()
     embeddings = []
@@ -60,5 +67,6 @@ def run_features(run: RunDir, cfg: Config, data: ImageSet, fabric) -> dict:
     run.write_json("features/ids.json", [str(i) for i in data.ids[train_idx]])
     atomic_torch_save(vae.state_dict(), run.file("features", "vae.pt"))
     done = {"seconds": round(time.perf_counter() - t0, 2), "loss": history, "beta": beta}
-    run.write_json("features/done.json", done)
+    write_record(run, "features/done.json", done, deps, OUTPUTS)
+    (run.path / "features" / "checkpoint.pt").unlink(missing_ok=True)  # the record says done
     return done

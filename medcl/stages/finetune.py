@@ -9,25 +9,23 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 
+from medcl._load import load_torch
 from medcl.config import Config
 from medcl.data import ImageSet, PairedAugment, label_subset
 from medcl.evaluate import dice_scores
 from medcl.models import SegmentationUNet
-from medcl.rundir import RunDir, atomic_torch_save
-from medcl.stages._common import (
-    build_encoder,
-    groups_for,
-    read_done,
-    require,
-    seed_all,
-    to_device,
-)
-from medcl.stages.pretrain import decoder_path, encoder_path, method_or_error
+from medcl.rundir import RunDir, atomic_savez, atomic_torch_save
+from medcl.stages._checks import check_best, check_finetune, check_result
+from medcl.stages._common import build_encoder, groups_for, seed_all, to_device
+from medcl.stages._deps import evaluate_deps, finetune_deps
+from medcl.stages._done import relative, require_current, reusable, write_record
+from medcl.stages.pretrain import current_pretrain, decoder_path, encoder_path, method_or_error
 from medcl.train import train_loop
 
 
 def cell_dir(run: RunDir, method: str, fraction: float, seed: int):
-    return run.path / "finetune" / method / f"labels{fraction:g}" / f"seed{seed}"
+    method_or_error(method)  # before the name is part of a path
+    return run.path / "finetune" / method / f"labels{fraction:g}" / f"seed{int(seed)}"
 
 
 @torch.no_grad()
@@ -46,18 +44,13 @@ def build_model(cfg: Config, data: ImageSet, method: str, seed: int, run: RunDir
     seed_all(seed)
     encoder = build_encoder(cfg, data.channels)
     if method_or_error(method).pretrains:
-        path = require(
-            encoder_path(run, method, seed),
-            f"The {method} encoder (seed {seed})",
-            f"pretrain method={method}",
-            run,
-        )
-        encoder.load_state_dict(torch.load(path, map_location="cpu"))
+        current_pretrain(run, cfg, method, seed, data)  # the encoder is there and up to date
+        encoder.load_state_dict(load_torch(encoder_path(run, method, seed)))
     torch.manual_seed(10_000 + seed)  # the decoder starts identically across methods
     model = SegmentationUNet(encoder, data.num_classes, cfg.model.num_res_units, cfg.model.norm)
     pretrained = decoder_path(run, method, seed)
     if pretrained.exists():  # GLCL with its local loss pretrains the decoder; not its head
-        state = torch.load(pretrained, map_location="cpu")
+        state = load_torch(pretrained)
         model.decoder.load_state_dict(
             {k: v for k, v in state.items() if not k.startswith("head.")}, strict=False
         )
@@ -100,7 +93,8 @@ def run_finetune(
 ) -> dict:
     """Writes ``best.pt`` (chosen on validation Dice) and ``done.json`` in the cell directory."""
     out = cell_dir(run, method, fraction, seed)
-    done = read_done(out / "done.json")
+    deps = finetune_deps(cfg, data, method, fraction, seed)
+    done = reusable(run, relative(run, out / "done.json"), deps, check_finetune)
     if done:
         return done
     ft = cfg.finetune
@@ -119,8 +113,9 @@ def run_finetune(
     eval_epochs = max(1, round(ft.eval_every / steps_per_epoch))
     best_path = out / "best.pt"
     best = {"val_dice": -1.0, "epoch": -1}
-    if (out / "best.json").exists():
-        best = read_done(out / "best.json") or best
+    best_rel = relative(run, out / "best.json")
+    if (out / "best.json").exists():  # the best-so-far of an interrupted run, same settings
+        best = reusable(run, best_rel, deps, check_best, quiet=True) or best
     t0 = time.perf_counter()
     stats: dict = {}
 
@@ -146,7 +141,7 @@ def run_finetune(
         if score > best["val_dice"]:
             best.update(val_dice=score, epoch=epoch)
             atomic_torch_save(model.state_dict(), best_path)
-            run.write_json(str((out / "best.json").relative_to(run.path)), best)
+            write_record(run, best_rel, best, deps, [relative(run, best_path)])
 
     enc_params = {id(p) for p in model.encoder.parameters()}
     rest = [p for p in model.parameters() if id(p) not in enc_params]
@@ -175,6 +170,8 @@ def run_finetune(
         desc=f"finetune {method} {fraction:g} seed {seed}",
         log=lambda **r: run.log(stage="finetune", method=method, fraction=fraction, seed=seed, **r),
         stats=stats,
+        fingerprint=deps.fingerprint,
+        lr_key="finetune.lr",
     )
     done = {
         "seconds": round(time.perf_counter() - t0, 2),
@@ -184,7 +181,7 @@ def run_finetune(
         "loss": history,
         "throughput": stats,
     }
-    run.write_json(str((out / "done.json").relative_to(run.path)), done)
+    write_record(run, relative(run, out / "done.json"), done, deps, [relative(run, best_path)])
     (out / "checkpoint.pt").unlink(missing_ok=True)
     return done
 
@@ -194,15 +191,15 @@ def run_evaluate_cell(
 ) -> dict:
     """Test-split Dice of a cell's best checkpoint; writes ``result.json`` in the cell."""
     out = cell_dir(run, method, fraction, seed)
-    result = read_done(out / "result.json")
+    deps = evaluate_deps(cfg, data, method, fraction, seed)
+    result = reusable(run, relative(run, out / "result.json"), deps, check_result)
     if result:
         return result
+    command = f"finetune method={method} fraction={fraction:g} seed={seed}"
+    up = finetune_deps(cfg, data, method, fraction, seed)
+    require_current(run, relative(run, out / "done.json"), up, command, check_finetune)
     model = build_model_for_eval(cfg, data)
-    model.load_state_dict(
-        torch.load(
-            require(out / "best.pt", "A fine-tuned model", "finetune", run), map_location="cpu"
-        )
-    )
+    model.load_state_dict(load_torch(out / "best.pt"))
     model = fabric.to_device(model)
     test_idx = data.indices("test")
     test_idx = test_idx[data.has_mask[test_idx]]
@@ -213,11 +210,9 @@ def run_evaluate_cell(
         result["dice_by"] = reference_dice(data, test_idx, pred)
     # A few test predictions for the report's overlays (spread over the test split).
     pick = np.linspace(0, len(test_idx) - 1, num=min(6, len(test_idx))).astype(int)
-    np.savez_compressed(
-        out / "examples.npz", index=test_idx[pick], pred=pred[pick].astype(np.uint8)
-    )
-    run.write_json(str((out / "result.json").relative_to(run.path)), result)
-    return result
+    atomic_savez(out / "examples.npz", index=test_idx[pick], pred=pred[pick].astype(np.uint8))
+    examples = relative(run, out / "examples.npz")
+    return write_record(run, relative(run, out / "result.json"), result, deps, [examples])
 
 
 def reference_dice(data: ImageSet, idx: np.ndarray, pred: np.ndarray) -> dict:

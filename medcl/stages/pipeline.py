@@ -11,12 +11,18 @@ from medcl.config import Config, load_config, read_yaml, to_dict
 from medcl.data import ImageSet
 from medcl.evaluate import cluster_agreement, format_table, results_markdown
 from medcl.rundir import RunDir, atomic_write_text
+from medcl.stages._checks import check_result
 from medcl.stages._common import check_against_data, load_data, say, timed
+from medcl.stages._deps import evaluate_deps
+from medcl.stages._done import read_payload, reusable
 from medcl.stages.cluster import run_cluster
 from medcl.stages.features import run_features
 from medcl.stages.finetune import cell_dir, run_evaluate_cell, run_finetune
 from medcl.stages.pretrain import check_method_applies, method_or_error, run_pretrain
 from medcl.train import make_fabric, set_threads, single_device
+
+# What the end of a run writes from the stages' records; nothing else reads them.
+SUMMARIES = ("results.json", "table.md", "table.csv", "report.md", "report.html")
 
 
 def demo_config(quick: bool = False, overrides: list[str] | None = None) -> Config:
@@ -43,7 +49,7 @@ def prepare(run: RunDir, cfg: Config, distributed: bool = True):
 
 def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dict) -> dict:
     """Gather every finished cell into ``results.json``, ``table.md`` and ``table.csv``."""
-    summary = run.read_json("cluster/summary.json") or {}
+    summary = read_payload(run, "cluster/summary.json") or {}
     agreement = run.read_json("cluster/agreement.json") or {}
     rows = []
     for method in cfg.run.methods:
@@ -51,11 +57,13 @@ def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dic
         for fraction in cfg.run.label_fractions:
             for seed in cfg.run.seeds_for(method):
                 cell = cell_dir(run, method, fraction, seed)
-                result = run.read_json(str((cell / "result.json").relative_to(run.path)))
+                rel = str((cell / "result.json").relative_to(run.path))
+                deps = evaluate_deps(cfg, data, method, fraction, seed)
+                result = reusable(run, rel, deps, check_result, quiet=True)  # current ones only
                 if not result:
                     continue
-                ft = run.read_json(str((cell / "done.json").relative_to(run.path))) or {}
-                pre = run.read_json(f"pretrain/{method}/seed{seed}/done.json") or {}
+                ft = read_payload(run, str((cell / "done.json").relative_to(run.path))) or {}
+                pre = read_payload(run, f"pretrain/{method}/seed{seed}/done.json") or {}
                 rows.append(
                     {
                         **result,
@@ -141,11 +149,13 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
     on rank 0 alone, on its own device, while the other processes wait.
     """
     run = RunDir(out)
+    run.lock()
     previous = run.read_json("stage_seconds.json") or {}
     fabric = prepare(run, cfg)
     lead = fabric.is_global_zero
     if not lead:
         return _pretrain_only(run, cfg, fabric)
+    run.retract(*SUMMARIES)  # written again at the end, from the records of this config
     solo = single_device(fabric, cfg.run.precision)
     seconds: dict = {}
     with timed(seconds, "load"):
@@ -160,7 +170,7 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
             feats = run_features(run, cfg, data, solo)
         say(f"features: {cfg.features.kind} trained in {feats['seconds']:.0f} s")
         with timed(seconds, "cluster"):
-            summary = run_cluster(run, cfg)
+            summary = run_cluster(run, cfg, data)
         agreement = write_agreement(run, data)
         nmi = "".join(f"; NMI with {name} {a['nmi']:.2f}" for name, a in agreement.items())
         say(

@@ -7,17 +7,22 @@ import time
 import numpy as np
 import torch
 
+from medcl._load import load_npy
 from medcl.config import Config
 from medcl.data import ImageSet, TwoViews
 from medcl.errors import MedclError
 from medcl.methods import METHODS, Batch, PretrainMethod, build_method
 from medcl.rundir import RunDir, atomic_torch_save
-from medcl.stages._common import build_encoder, read_done, require, seed_all, to_device
+from medcl.stages._checks import check_summary, check_trained
+from medcl.stages._common import build_encoder, seed_all, to_device
+from medcl.stages._deps import SETTING_KEYS, cluster_deps, pretrain_deps
+from medcl.stages._done import relative, require_current, reusable, write_record
 from medcl.train import train_loop
 
 
 def method_or_error(name: str):
-    if name not in METHODS:
+    """The method class registered as ``name``; checked before ``name`` is part of any path."""
+    if not isinstance(name, str) or name not in METHODS:
         raise MedclError(f"Unknown method '{name}'; choose one of {sorted(METHODS)}.")
     return METHODS[name]
 
@@ -34,33 +39,31 @@ def check_method_applies(name: str, data: ImageSet) -> None:
 
 def method_settings(cfg: Config) -> dict:
     """Every method's hyperparameters by constructor argument name."""
-    p = cfg.pretrain
-    return {
-        "num_res_units": cfg.model.num_res_units,
-        "norm": cfg.model.norm,
-        "local_weight": p.glcl_local_weight,
-        "local_regions": p.glcl_local_regions,
-        "temperature": p.temperature,
-        "proj_hidden": p.proj_hidden,
-        "proj_out": p.proj_out,
-        "variant": p.variant,
-        "momentum": p.moco_momentum,
-        "queue_size": p.queue_size,
-        "base_momentum": p.byol_momentum,
-        "partitions": p.glcl_partitions,
-        "threshold": p.pcl_threshold,
-        "embed_dim": p.ld_embed_dim,
-        "n_clusters": p.ld_clusters,
-        "instance_weight": p.ld_instance_weight,
-    }
+    out = {}
+    for arg, key in SETTING_KEYS.items():
+        section, name = key.split(".")
+        out[arg] = getattr(getattr(cfg, section), name)
+    return out
+
+
+def pretrain_dir(run: RunDir, method: str, seed: int):
+    method_or_error(method)
+    return run.path / "pretrain" / method / f"seed{int(seed)}"
 
 
 def encoder_path(run: RunDir, method: str, seed: int):
-    return run.path / "pretrain" / method / f"seed{seed}" / "encoder.pt"
+    return pretrain_dir(run, method, seed) / "encoder.pt"
 
 
 def decoder_path(run: RunDir, method: str, seed: int):
-    return run.path / "pretrain" / method / f"seed{seed}" / "decoder.pt"
+    return pretrain_dir(run, method, seed) / "decoder.pt"
+
+
+def current_pretrain(run: RunDir, cfg: Config, method: str, seed: int, data: ImageSet) -> dict:
+    """The pretraining record of ``method``/``seed``, which must be current; else an error."""
+    rel = relative(run, pretrain_dir(run, method, seed) / "done.json")
+    deps = pretrain_deps(cfg, data, method, seed)
+    return require_current(run, rel, deps, f"pretrain method={method} seed={seed}", check_trained)
 
 
 def distribute(model: PretrainMethod, fabric) -> PretrainMethod:
@@ -85,8 +88,11 @@ def run_pretrain(
     if not method_cls.pretrains:
         return {"seconds": 0.0}
     check_method_applies(method_name, data)
-    out = run.path / "pretrain" / method_name / f"seed{seed}"
-    done = read_done(out / "done.json")
+    out = pretrain_dir(run, method_name, seed)
+    rel = relative(run, out / "done.json")
+    deps = pretrain_deps(cfg, data, method_name, seed)
+    quiet = not fabric.is_global_zero
+    done = reusable(run, rel, deps, check_trained, quiet=quiet)
     if done:
         return done
     p = cfg.pretrain
@@ -94,9 +100,10 @@ def run_pretrain(
     images = data.images[train_idx]
     labels = None
     if method_cls.uses_pseudo_labels:
-        labels = np.load(
-            require(run.path / "cluster" / "labels.npy", "Pseudo-labels", "cluster", run)
+        require_current(
+            run, "cluster/summary.json", cluster_deps(cfg, data), "cluster", check_summary
         )
+        labels = load_npy(run.path / "cluster" / "labels.npy")
         if len(labels) != len(images):
             raise MedclError(
                 f"The pseudo-labels in '{run.path}/cluster' are for {len(labels)} images but the "
@@ -138,6 +145,8 @@ def run_pretrain(
         log=lambda **r: run.log(stage="pretrain", method=method_name, seed=seed, **r),
         on_step_end=model.after_step,
         stats=stats,
+        fingerprint=deps.fingerprint,
+        lr_key="pretrain.lr",
     )
     if fabric.is_global_zero:
         atomic_torch_save(model.encoder.state_dict(), encoder_path(run, method_name, seed))
@@ -149,7 +158,10 @@ def run_pretrain(
             "loss": history,
             "throughput": stats,
         }
-        run.write_json(f"pretrain/{method_name}/seed{seed}/done.json", done)
+        outputs = [relative(run, encoder_path(run, method_name, seed))]
+        if decoder is not None:
+            outputs.append(relative(run, decoder_path(run, method_name, seed)))
+        write_record(run, rel, done, deps, outputs)
         (out / "checkpoint.pt").unlink(missing_ok=True)
     fabric.barrier()
-    return read_done(out / "done.json") or {}
+    return reusable(run, rel, deps, check_trained, quiet=True) or {}

@@ -24,8 +24,9 @@ from medcl.errors import MedclError
 from medcl.evaluate import dice_scores
 from medcl.losses import mask_statistics
 from medcl.methods import LD, build_method
-from medcl.rundir import RunDir, atomic_torch_save
+from medcl.rundir import RunDir, atomic_save_npy, atomic_torch_save, atomic_write_text
 from medcl.stages._common import build_encoder, groups_for, load_data, say, seed_all, to_device
+from medcl.stages._deps import segment_prior_deps
 from medcl.stages.pretrain import method_settings
 from medcl.train import make_fabric, set_threads, train_loop
 
@@ -85,6 +86,10 @@ def run_segment_prior(cfg: Config, out: str | Path) -> dict:
     """Train (or resume), predict the test masks, score them, and write the report."""
     t0 = time.perf_counter()
     run = RunDir(out)
+    run.lock()
+    # written again below; removed first so that a run that stops part-way never leaves the
+    # masks and Dice of an earlier config beside the new config.yaml
+    run.retract("results.json", "model.pt", "masks", "report.md", "report.html")
     run.save_config(to_dict(cfg))
     set_threads(cfg.run.num_threads)
     fabric = make_fabric(cfg.run.device, cfg.run.precision)
@@ -135,14 +140,16 @@ def run_segment_prior(cfg: Config, out: str | Path) -> dict:
         desc="segment-prior",
         log=lambda **r: run.log(stage="segment-prior", **r, **model.last_terms),
         checkpoint_every=5,
+        fingerprint=segment_prior_deps(cfg, data).fingerprint,
+        lr_key="prior.lr",
     )
     atomic_torch_save(model.state_dict(), run.path / "model.pt")
 
     test = data.indices("test")
     cluster_maps, probs = infer(model, data.images[test], fabric)
     pred = cluster_maps == pr.cluster
-    np.save(run.file("masks", "test_masks.npy"), pred)
-    (run.path / "masks" / "test_ids.txt").write_text("\n".join(data.ids[test]) + "\n")
+    atomic_save_npy(run.file("masks", "test_masks.npy"), pred)
+    atomic_write_text(run.file("masks", "test_ids.txt"), "\n".join(data.ids[test]) + "\n")
     results: dict = {
         "references": data.ids[refs].tolist(),
         "structure": pr.structure,

@@ -11,6 +11,11 @@ image clustering and reconstruction". Phases, each resumable from the run direct
    prototypes (``decoder/checkpoint.pt``);
 4. evaluation against the labels (majority mapping, kNN, linear probe, NMI/ARI/silhouette)
    and the baselines, then ``assignments.csv``, ``metrics.json``/``.md`` and the report.
+
+The two checkpoints carry the fingerprint of what their phase read (:mod:`medcl.stages._deps`):
+a rerun resumes a phase whose inputs are unchanged and restarts one whose inputs changed.
+The trained model is saved as state dicts (``model.pt``, ``decoder.pt``) plus ``model.json``,
+so that ``medcl stratify assign`` loads tensors only.
 """
 
 from __future__ import annotations
@@ -25,13 +30,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medcl._load import load_npy, load_torch
 from medcl.cluster import KMeansClustering, WardClustering, knee_point, within_cluster_distance
-from medcl.errors import MedclError
+from medcl.errors import DamagedFile, MedclError
 from medcl.models import ConditionalDecoder, ContrastiveAutoencoder, soft_assign
 from medcl.rundir import RunDir, atomic_torch_save, atomic_write_text
 from medcl.stages._common import say
+from medcl.stages._deps import stratify_decoder_deps, stratify_warmup_deps
 from medcl.stratify_config import StratifyConfig
 from medcl.train import LARS, lars_param_groups, make_fabric, train_loop, warmup_cosine_lr
+
+# Written by every run from the phases' results, after training: removed first, so that a run
+# that stops part-way never leaves outputs of an earlier config beside the new config.yaml.
+OUTPUTS = (
+    "model.pt", "model.json", "decoder.pt", "prototypes.npy", "cluster.json",
+    "train_latents.npy", "train_clusters.npy", "assignments.csv", "metrics.json",
+    "metrics.md", "report.md", "report.html",
+)  # fmt: skip
 
 PAPER_MNIST = {
     "majority mapping": 0.90,
@@ -61,6 +76,18 @@ def load_stratify_data(cfg: StratifyConfig):
             f"data.eval_split='{cfg.data.eval_split}' holds no images; set data.val_fraction "
             "above 0 for 'val'."
         )
+    n = len(ds.data.indices("train"))
+    c = cfg.cluster
+    if c.k is not None and c.k > n:
+        raise MedclError(
+            f"cluster.k={c.k} is larger than the number of training images ({n}); choose "
+            f"k <= {n} or leave cluster.k unset."
+        )
+    if c.k is None and c.k_min > n - 1:
+        raise MedclError(
+            f"cluster.k_min={c.k_min} leaves no k to try with {n} training images; choose "
+            f"cluster.k_min <= {n - 1}."
+        )
     return ds
 
 
@@ -88,7 +115,7 @@ def build_model(cfg: StratifyConfig, channels: int, image_size: tuple[int, int])
     return ContrastiveAutoencoder(channels, image_size, m.widths, m.latent_dim, m.projector, m.norm)
 
 
-def train_warmup(cfg, run: RunDir, x: torch.Tensor, fabric):
+def train_warmup(cfg, run: RunDir, x: torch.Tensor, fabric, fingerprint: str | None = None):
     """Phase 1; returns the trained :class:`ContrastiveAutoencoder` (on ``fabric.device``)."""
     from medcl.losses import cluster_contrastive_loss
 
@@ -140,6 +167,8 @@ def train_warmup(cfg, run: RunDir, x: torch.Tensor, fabric):
         desc="warm-up (contrastive AE)",
         optimizer=opt,
         lr_fn=lr_fn,
+        fingerprint=fingerprint,
+        lr_key="warmup.peak_lr",
     )
     return model.eval()
 
@@ -286,7 +315,9 @@ def cluster_latents(z: np.ndarray, cfg: StratifyConfig) -> tuple[np.ndarray, int
     return partition(z, c.method, k, seed, ward), int(k), info
 
 
-def train_decoder(cfg, run: RunDir, model, x, prototypes: np.ndarray, fabric):
+def train_decoder(
+    cfg, run: RunDir, model, x, prototypes: np.ndarray, fabric, fingerprint: str | None = None
+):
     """Phase 2: the conditional decoder, on reconstruction alone (the encoder is frozen)."""
     d = cfg.decoder
     device = fabric.device
@@ -318,6 +349,8 @@ def train_decoder(cfg, run: RunDir, model, x, prototypes: np.ndarray, fabric):
         desc="conditional decoder",
         optimizer=opt,
         lr_fn=lambda step, total: d.lr,
+        fingerprint=fingerprint,
+        lr_key="decoder.lr",
     )
     return dec.eval()
 
@@ -367,6 +400,7 @@ def train_supervised_cnn(cfg, x, y, fabric, epochs: int) -> nn.Sequential:
         desc="supervised CNN baseline",
         optimizer=opt,
         lr_fn=lambda step, total: cfg.evaluate.baseline_lr,
+        lr_key="evaluate.baseline_lr",
     )
     return net.eval()
 
@@ -387,14 +421,9 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
 
     t_start = time.perf_counter()
     run = RunDir(out)
-    saved = run.load_config_dict()
-    resolved = cfg.model_dump(mode="json")
-    if saved is not None and saved != resolved and (run.path / "warmup").exists():
-        raise MedclError(
-            f"Run directory '{run.path}' holds a run with a different config; use a new --out "
-            "directory or the same config to resume."
-        )
-    run.save_config(resolved)
+    run.lock()
+    run.retract(*OUTPUTS)
+    run.save_config(cfg.model_dump(mode="json"))
     if cfg.run.num_threads:
         torch.set_num_threads(cfg.run.num_threads)
     fabric = make_fabric(cfg.run.device)
@@ -411,7 +440,7 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
         f"{cfg.data.dataset}: {len(tr)} train images, metrics on {len(te)} "
         f"{cfg.data.eval_split} images, run directory {run.path}"
     )
-    model = train_warmup(cfg, run, x_tr, fabric)
+    model = train_warmup(cfg, run, x_tr, fabric, stratify_warmup_deps(cfg, data).fingerprint)
     seconds["warmup"] = time.perf_counter() - t0
     say(f"warm-up: contrastive autoencoder trained in {seconds['warmup']:.0f} s")
 
@@ -439,19 +468,15 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
     )
 
     t0 = time.perf_counter()
-    dec = train_decoder(cfg, run, model, x_tr, prototypes, fabric)
+    dec = train_decoder(
+        cfg, run, model, x_tr, prototypes, fabric, stratify_decoder_deps(cfg, data).fingerprint
+    )
     seconds["decoder"] = time.perf_counter() - t0
     say(f"conditional decoder trained in {seconds['decoder']:.0f} s; evaluating")
-    atomic_torch_save(
-        {
-            "model": model.state_dict(),
-            "decoder": dec.state_dict(),
-            "k": int(k),
-            "channels": int(x_all.shape[1]),
-            "image_size": [int(s) for s in x_all.shape[2:]],
-        },
-        run.file("model.pt"),
-    )
+    atomic_torch_save(model.state_dict(), run.file("model.pt"))
+    atomic_torch_save(dec.state_dict(), run.file("decoder.pt"))
+    shape = {"channels": int(x_all.shape[1]), "image_size": [int(s) for s in x_all.shape[2:]]}
+    run.write_json("model.json", {"k": int(k), **shape})  # written last: the model is complete
 
     # assignments of every image: the nearest prototype (cosine); with cluster.assign=knn the
     # training images keep their cluster and the others take their neighbours' stratum
@@ -605,25 +630,38 @@ def assign(run_dir: str | Path, paths: list[str], out: str | Path | None = None)
     from medcl.stratify_config import StratifyConfig
 
     run = Path(run_dir)
-    if not (run / "model.pt").is_file() or not (run / "prototypes.npy").is_file():
+    needed = ("model.pt", "model.json", "prototypes.npy", "config.yaml")
+    if not run.is_dir() or not all((run / name).is_file() for name in needed):
         raise MedclError(
-            f"Run directory '{run}' has no trained model (model.pt, prototypes.npy); run "
+            f"Run directory '{run}' has no trained model ({', '.join(needed)}); run "
             "`medcl stratify CONFIG.yaml --out DIR` first."
         )
     if not paths:
         raise MedclError("Give at least one image file to assign.")
-    saved = RunDir(run).load_config_dict() or {}
-    cfg = StratifyConfig.model_validate(saved)
-    prototypes = np.load(run / "prototypes.npy")
-    state = torch.load(run / "model.pt", map_location="cpu", weights_only=False)
-    images = []
     for p in paths:
+        if Path(p).is_dir():
+            raise MedclError(f"'{p}' is a folder; give image files, e.g. {p}/*.png.")
         if not Path(p).is_file():
             raise MedclError(f"Image file '{p}' does not exist.")
+    try:
+        cfg = StratifyConfig.model_validate(RunDir(run).load_config_dict() or {})
+    except ValueError:
+        raise DamagedFile(run / "config.yaml", "not a stratify config") from None
+    info = RunDir(run).read_json("model.json")
+    try:
+        k = int(info["k"])
+        channels = int(info["channels"])
+        image_size = (int(info["image_size"][0]), int(info["image_size"][1]))
+    except (TypeError, KeyError, ValueError, IndexError):
+        raise DamagedFile(run / "model.json", "not k, channels and image_size") from None
+    prototypes = load_npy(run / "prototypes.npy")
+    if prototypes.shape != (k, cfg.model.latent_dim) or not np.isfinite(prototypes).all():
+        raise DamagedFile(run / "prototypes.npy", f"not {k} finite prototypes")
+    state = load_torch(run / "model.pt")
+    images = []
+    for p in paths:
         img, _ = read_image(p)
         images.append(img)
-    channels = int(state["channels"])
-    image_size = (int(state["image_size"][0]), int(state["image_size"][1]))
     # The folder loader's conversions: grey <-> RGB (luminance weights), antialiased resize.
     x = np.concatenate(
         [
@@ -632,13 +670,16 @@ def assign(run_dir: str | Path, paths: list[str], out: str | Path | None = None)
         ]
     )
     model = build_model(cfg, channels, image_size)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError):
+        raise DamagedFile(run / "model.pt", "its tensors do not fit the saved config") from None
     h = encode(model.encoder, torch.from_numpy(x), torch.device("cpu"))
     z = _normalize(h) if cfg.cluster.normalize else h
     bank = bank_clusters = None
     if cfg.cluster.assign == "knn":
-        bank = np.load(run / "train_latents.npy")
-        bank_clusters = np.load(run / "train_clusters.npy")
+        bank = load_npy(run / "train_latents.npy")
+        bank_clusters = load_npy(run / "train_clusters.npy")
     clusters, dist = assign_latents(z, prototypes, bank, bank_clusters, cfg)  # type: ignore[arg-type]
     rows = [
         {"path": str(p), "cluster": int(c), "distance": float(dd[c])}

@@ -12,8 +12,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from medcl.rundir import atomic_torch_save
+from medcl._load import load_torch
+from medcl.errors import DamagedFile, MedclError
+from medcl.rundir import atomic_torch_save, say
 from medcl.train._schedule import lr_at
+
+_CHECKPOINT_KEYS = ("model", "optimizer", "numpy_rng", "torch_rng", "history", "epoch")
 
 
 def batches(
@@ -30,6 +34,61 @@ def batches(
     for start in range(0, stop, batch_size):
         idx = order[start : start + batch_size]
         yield idx[rank::world]
+
+
+def load_checkpoint(
+    path: Path, fingerprint: str | None, desc: str = "training", quiet: bool = False
+) -> dict | None:
+    """The resumable state in ``path``, or None to start afresh, saying why in one line.
+
+    A checkpoint saved from other settings (its ``fingerprint`` differs) or a damaged one
+    (cut short, zeroed, missing a key) is not resumed. One that holds pickled Python objects
+    raises :class:`~medcl.errors.UnsafeFile`: it is never loaded.
+    """
+    if not path.exists():
+        return None
+    try:
+        state = load_torch(path)
+        if not isinstance(state, dict) or any(k not in state for k in _CHECKPOINT_KEYS):
+            raise DamagedFile(path, "not a medcl checkpoint")
+    except DamagedFile as exc:
+        if not quiet:
+            say(f"{path} is damaged ({exc.reason}); starting {desc} again")
+        return None
+    if state.get("fingerprint") != fingerprint:
+        if not quiet:
+            say(f"{path} was saved with other settings or inputs; starting {desc} again")
+        return None
+    return state
+
+
+def _fits(state: dict, module: nn.Module, optimizer) -> bool:
+    """Whether ``state`` can be loaded into ``module`` and ``optimizer``, checked without
+    changing either (so that a training that cannot resume still starts from scratch)."""
+    mine, theirs = module.state_dict(), state["model"]
+    if not isinstance(theirs, dict) or set(theirs) != set(mine):
+        return False
+    if any(getattr(theirs[k], "shape", None) != v.shape for k, v in mine.items()):
+        return False
+    groups = (
+        (state["optimizer"] or {}).get("param_groups")
+        if isinstance(state["optimizer"], dict)
+        else None
+    )
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        return False
+    try:
+        np.random.default_rng().bit_generator.state = state["numpy_rng"]
+        if (
+            not isinstance(state["torch_rng"], torch.Tensor)
+            or state["torch_rng"].dtype != torch.uint8
+        ):
+            return False
+        int(state["epoch"])
+        [float(v) for v in state["history"]]
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
 
 
 def train_loop(
@@ -54,6 +113,8 @@ def train_loop(
     on_step_end: Callable[[int, int], None] | None = None,
     stats: dict | None = None,
     progress_every: float = 60.0,
+    fingerprint: str | None = None,
+    lr_key: str | None = None,
 ) -> list[float]:
     """Train ``module`` with AdamW and a warm-up + cosine schedule; return per-epoch losses.
 
@@ -75,6 +136,10 @@ def train_loop(
     Without a terminal the progress bar is off, so a line goes to stderr at most every
     ``progress_every`` seconds (and after the last epoch) instead: long stages show life in
     a log file too.
+    ``fingerprint`` names the settings and inputs of this training (see
+    :mod:`medcl.stages._done`): it is saved in the checkpoint, and a checkpoint saved under
+    another one is not resumed. A loss that is NaN or infinite stops training with one
+    sentence naming ``lr_key``, the learning rate to lower.
     """
     if optimizer is None:
         params = [p for p in module.parameters() if p.requires_grad]
@@ -89,14 +154,19 @@ def train_loop(
     history: list[float] = []
     start_epoch = 0
     counts = {"steps": 0, "items": 0, "step_seconds": 0.0, "seconds": 0.0}
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        module.load_state_dict(state["model"])
+    quiet = not fabric.is_global_zero
+    state = None if checkpoint is None else load_checkpoint(checkpoint, fingerprint, desc, quiet)
+    if state is not None and not _fits(state, module, optimizer):
+        if not quiet:
+            say(f"{checkpoint} is damaged (it does not fit this model); starting {desc} again")
+        state = None
+    if state is not None:
         optimizer.load_state_dict(state["optimizer"])
+        module.load_state_dict(state["model"])
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
-        history = list(state["history"])
-        start_epoch = state["epoch"] + 1
+        history = [float(v) for v in state["history"]]
+        start_epoch = int(state["epoch"]) + 1
         counts.update(state.get("counts", {}))
     step = start_epoch * steps_per_epoch
     bar = tqdm(
@@ -137,6 +207,12 @@ def train_loop(
         epoch_loss = float(np.mean(losses)) if losses else float("nan")
         if fabric.world_size > 1:  # the mean over every process's batches, not rank 0's
             epoch_loss = float(fabric.all_reduce(torch.tensor(epoch_loss), reduce_op="mean"))
+        if not np.isfinite(epoch_loss):
+            lower = f"lower {lr_key}" if lr_key else "lower the learning rate"
+            raise MedclError(
+                f"{desc}: the training loss became {epoch_loss} in epoch {epoch + 1}; {lower} "
+                "(or look for images with extreme values)."
+            )
         history.append(epoch_loss)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         now = time.perf_counter()
@@ -164,6 +240,7 @@ def train_loop(
                     "history": history,
                     "epoch": epoch,
                     "counts": dict(counts),
+                    "fingerprint": fingerprint,
                 },
                 checkpoint,
             )

@@ -3,12 +3,11 @@ import pytest
 from PIL import Image
 
 
-@pytest.fixture
-def png_folder(tmp_path):
+def write_png_folder(root):
     """24 synthetic 32x32 grey images with a bright disc (class 1) and square (class 2)."""
     rng = np.random.default_rng(0)
-    img_dir, mask_dir = tmp_path / "images", tmp_path / "masks"
-    img_dir.mkdir()
+    img_dir, mask_dir = root / "images", root / "masks"
+    img_dir.mkdir(parents=True)
     mask_dir.mkdir()
     yy, xx = np.mgrid[:32, :32]
     for i in range(24):
@@ -20,7 +19,24 @@ def png_folder(tmp_path):
         img = (40 + 0.6 * mask + rng.normal(0, 10, (32, 32))).clip(0, 255).astype(np.uint8)
         Image.fromarray(img).save(img_dir / f"case{i:02d}.png")
         Image.fromarray(mask).save(mask_dir / f"case{i:02d}_seg.png")
-    return tmp_path
+    return root
+
+
+def write_tiny_config(root, images=None, masks=None):
+    """The YAML config of a folder written by :func:`write_png_folder`."""
+    cfg = root / "cfg.yaml"
+    cfg.write_text(
+        f"data:\n  images: {images or root / 'images'}\n  masks: {masks or root / 'masks'}\n"
+        "  mask_suffix: _seg\n  label_values: [0, 128, 255]\n"
+        "  class_names: [background, square, disc]\n"
+    )
+    return cfg
+
+
+@pytest.fixture
+def png_folder(tmp_path):
+    """24 synthetic 32x32 grey images with a bright disc (class 1) and square (class 2)."""
+    return write_png_folder(tmp_path)
 
 
 TINY = [
@@ -42,10 +58,4 @@ TINY = [
 
 @pytest.fixture
 def tiny_config(png_folder):
-    cfg = png_folder / "cfg.yaml"
-    cfg.write_text(
-        f"data:\n  images: {png_folder / 'images'}\n  masks: {png_folder / 'masks'}\n"
-        "  mask_suffix: _seg\n  label_values: [0, 128, 255]\n"
-        "  class_names: [background, square, disc]\n"
-    )
-    return cfg
+    return write_tiny_config(png_folder)

@@ -65,7 +65,7 @@ def test_loss_goes_down_and_resume_matches_uninterrupted(tmp_path):
     _, _, m2 = _problem()
     with pytest.raises(KeyboardInterrupt):
         fit(m2, tmp_path / "b.pt", kill_at_step=11)
-    assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == 1
     _, _, m3 = _problem()
     resumed = fit(m3, tmp_path / "b.pt")  # a fresh process resumes after the last full epoch
     assert resumed == pytest.approx(full, rel=1e-5)

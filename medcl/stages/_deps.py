@@ -1,0 +1,147 @@
+"""What each stage reads: its config keys, its input images and its upstream stages.
+
+One function per stage returns its :class:`~medcl.stages._done.Deps`. They are pure
+functions of the config and the data, so the fingerprint of any stage, upstream ones
+included, is known before anything runs. Execution settings (``run.device``,
+``run.devices``, ``run.num_threads``) change where and how fast a stage runs, not what it
+computes, so they are not dependencies; ``run.precision`` is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medcl.config import Config, to_dict
+from medcl.data import ImageSet, split_fingerprint
+from medcl.methods import METHODS
+from medcl.methods import _accepted as accepted_settings
+from medcl.stages._done import Deps
+
+# Every method's hyperparameters: constructor argument name -> config key. Each method takes
+# the arguments its __init__ names (medcl.methods.build_method), and its pretraining depends
+# on those keys only (medcl.stages._deps).
+SETTING_KEYS = {
+    "num_res_units": "model.num_res_units",
+    "norm": "model.norm",
+    "local_weight": "pretrain.glcl_local_weight",
+    "local_regions": "pretrain.glcl_local_regions",
+    "temperature": "pretrain.temperature",
+    "proj_hidden": "pretrain.proj_hidden",
+    "proj_out": "pretrain.proj_out",
+    "variant": "pretrain.variant",
+    "momentum": "pretrain.moco_momentum",
+    "queue_size": "pretrain.queue_size",
+    "base_momentum": "pretrain.byol_momentum",
+    "partitions": "pretrain.glcl_partitions",
+    "threshold": "pretrain.pcl_threshold",
+    "embed_dim": "pretrain.ld_embed_dim",
+    "n_clusters": "pretrain.ld_clusters",
+    "instance_weight": "pretrain.ld_instance_weight",
+}
+
+_ARCHITECTURE = ("model.*", "data.normalize", "run.precision")
+
+
+def config_values(tree: dict, patterns: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``{"finetune.steps": 200, ...}`` for dotted keys, ``section.*`` meaning every key."""
+    out: dict[str, Any] = {}
+    for pattern in patterns:
+        section, _, name = pattern.partition(".")
+        values = tree.get(section) or {}
+        if name == "*":
+            out.update({f"{section}.{k}": v for k, v in values.items()})
+        else:
+            out[pattern] = values.get(name)
+    return out
+
+
+def _method_keys(method: str) -> set[str]:
+    """The pretrain.* keys that ``method``'s constructor does not take (another method's)."""
+    wanted = accepted_settings(METHODS[method]) if METHODS[method].pretrains else set()
+    return {key for arg, key in SETTING_KEYS.items() if arg not in wanted}
+
+
+def fraction_label(fraction: float) -> str:
+    return f"{fraction * 100:g}% labels"
+
+
+def features_deps(cfg: Config, data: ImageSet) -> Deps:
+    keys = config_values(to_dict(cfg), ["features.*", "model.channels", "run.precision"])
+    return Deps("features", keys, {"train split": split_fingerprint(data, "train")})
+
+
+def cluster_deps(cfg: Config, data: ImageSet) -> Deps:
+    keys = config_values(to_dict(cfg), ["cluster.*"])
+    return Deps("cluster", keys, {}, {"features": features_deps(cfg, data).fingerprint})
+
+
+def pretrain_deps(cfg: Config, data: ImageSet, method: str, seed: int) -> Deps:
+    other = _method_keys(method)
+    keys = {
+        k: v
+        for k, v in config_values(to_dict(cfg), ["pretrain.*", *_ARCHITECTURE]).items()
+        if k not in other or k.startswith("model.")
+    }
+    upstream = {}
+    if METHODS[method].uses_pseudo_labels:
+        upstream["cluster"] = cluster_deps(cfg, data).fingerprint
+    return Deps(
+        f"pretrain {method} seed {seed}",
+        {"method": method, "seed": seed, **keys},
+        {"train split": split_fingerprint(data, "train")},
+        upstream,
+    )
+
+
+def finetune_deps(cfg: Config, data: ImageSet, method: str, fraction: float, seed: int) -> Deps:
+    keys = config_values(to_dict(cfg), ["finetune.*", *_ARCHITECTURE])
+    upstream = {}
+    if METHODS[method].pretrains:
+        upstream[f"pretrain {method} seed {seed}"] = pretrain_deps(
+            cfg, data, method, seed
+        ).fingerprint
+    return Deps(
+        f"finetune {method} {fraction_label(fraction)} seed {seed}",
+        {"method": method, "fraction": fraction, "seed": seed, **keys},
+        {
+            "train split": split_fingerprint(data, "train"),
+            "val split": split_fingerprint(data, "val"),
+        },
+        upstream,
+    )
+
+
+def evaluate_deps(cfg: Config, data: ImageSet, method: str, fraction: float, seed: int) -> Deps:
+    up = finetune_deps(cfg, data, method, fraction, seed)
+    return Deps(
+        f"evaluate {method} {fraction_label(fraction)} seed {seed}",
+        {},
+        {"test split": split_fingerprint(data, "test")},
+        {up.stage: up.fingerprint},
+    )
+
+
+def segment_prior_deps(cfg: Config, data: ImageSet) -> Deps:
+    other = _method_keys("ld")
+    tree = to_dict(cfg)
+    pretrain = {
+        k: v
+        for k, v in config_values(tree, ["pretrain.*"]).items()
+        if k not in other and k not in ("pretrain.epochs", "pretrain.batch_size", "pretrain.lr")
+    }
+    keys = {**config_values(tree, ["prior.*", *_ARCHITECTURE]), **pretrain}
+    return Deps("segment-prior training", keys, {"train split": split_fingerprint(data, "train")})
+
+
+def stratify_warmup_deps(cfg: Any, data: ImageSet) -> Deps:
+    """``medcl stratify``'s phase 1 (``cfg`` is a :class:`~medcl.stratify_config.StratifyConfig`)."""
+    keys = config_values(cfg.model_dump(mode="json"), ["model.*", "warmup.*", "run.seed"])
+    return Deps("stratify warm-up", keys, {"train split": split_fingerprint(data, "train")})
+
+
+def stratify_decoder_deps(cfg: Any, data: ImageSet) -> Deps:
+    """Phase 2, the conditional decoder: on the prototypes of the warm-up's latents."""
+    keys = config_values(cfg.model_dump(mode="json"), ["cluster.*", "decoder.*", "run.seed"])
+    keys.pop("cluster.assign")  # how new images are assigned: read after training only
+    up = stratify_warmup_deps(cfg, data)
+    return Deps("stratify decoder", keys, {}, {up.stage: up.fingerprint})
