@@ -64,7 +64,7 @@ def main() -> None:
         nmi = None
         if method == "ufc":
             run_features(run, cfg, data, fabric)
-            summary = run_cluster(run, cfg)
+            summary = run_cluster(run, cfg, data)
             labels = np.load(run.path / "cluster" / "labels.npy")
             pos = data.positions[data.indices("train")]
             nmi = normalized_mutual_info_score(np.minimum((pos * 10).astype(int), 9), labels)

@@ -83,7 +83,7 @@ def main() -> None:
         extra = ""
         if method_or_error(method).uses_pseudo_labels:
             run_features(run, cfg, data, fabric)
-            summary = run_cluster(run, cfg)
+            summary = run_cluster(run, cfg, data)
             labels = np.load(run.path / "cluster" / "labels.npy")
             extra = f"k={summary['k']}"
             for ref, values in data.reference_labels.items():

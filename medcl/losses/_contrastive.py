@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from medcl.losses._precision import float32
+
 __all__ = ["ClusterContrastiveLoss", "cluster_contrastive_loss"]
 
 VARIANTS = ("ufc", "supcon")
@@ -29,6 +31,7 @@ def _check_hparams(temperature: float, variant: str) -> None:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
 
 
+@float32
 def cluster_contrastive_loss(
     features: Tensor,
     labels: Tensor | None = None,
@@ -83,7 +86,8 @@ def cluster_contrastive_loss(
       gradient) and no NaN anywhere.
 
     Args:
-        features: ``(b, v, d)`` float tensor of projected features, any device and dtype.
+        features: ``(b, v, d)`` float tensor of projected features, any device and dtype;
+            the loss is computed in float32, autocast or not (:mod:`medcl.losses._precision`).
         labels: ``(b,)`` integer tensor of class or pseudo-class ids, or ``None`` for
             instance discrimination.
         positives: ``(b, b)`` boolean matrix of image-level positives, instead of ``labels``.

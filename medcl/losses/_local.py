@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from medcl.losses._precision import float32
+
 __all__ = [
     "cluster_centres",
     "gaussian_kl",
@@ -54,6 +56,7 @@ def cluster_centres(e: Tensor, a: Tensor) -> Tensor:
     return F.normalize(a.T @ e, dim=1, eps=1e-8)
 
 
+@float32
 def local_discrimination_loss(
     emb: Tensor,
     assign: Tensor,

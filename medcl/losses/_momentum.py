@@ -6,7 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from medcl.losses._precision import float32
 
+
+@float32
 def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor:
     """InfoNCE of MoCo (He et al. 2020): ``q``, ``k`` ``(B, D)``, ``queue`` ``(K, D)``, unit rows.
 
@@ -26,6 +29,7 @@ def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor
     return F.cross_entropy(logits, target)
 
 
+@float32
 def byol_loss(p: Tensor, z: Tensor) -> Tensor:
     """BYOL (Grill et al. 2020): ``mean_i (2 - 2 cos(p_i, z_i))``; ``z`` gets no gradient.
 

@@ -167,7 +167,7 @@ def run_finetune(
         checkpoint=out / "checkpoint.pt",
         checkpoint_every=eval_epochs,  # with the best-so-far, so a resume is consistent
         on_epoch_end=on_epoch_end,
-        desc=f"finetune {method} {fraction:g} seed {seed}",
+        desc=f"finetune {method} {fraction * 100:g}% labels seed {seed}",
         log=lambda **r: run.log(stage="finetune", method=method, fraction=fraction, seed=seed, **r),
         stats=stats,
         fingerprint=deps.fingerprint,
