@@ -14,10 +14,10 @@ $(BIN)/medcl: pyproject.toml constraints.txt
 
 install: $(BIN)/medcl
 
-demo: install           ## random vs SimCLR vs UFC on brain-aal, 3 seeds (about 11 min on 2 cores)
+demo: install           ## random vs SimCLR vs UFC on dsb2018 nuclei, 3 seeds (about 11 min on 2 cores)
 	$(BIN)/medcl demo
 
-demo-quick: install     ## one seed, short schedules (about 2 min)
+demo-quick: install     ## one seed, short schedules (about 1.5 min)
 	$(BIN)/medcl demo --quick --out runs/demo-quick
 
 test: install           ## the test suite (slow tests skipped)

@@ -20,7 +20,7 @@ from medcl.errors import MedclError  # noqa: E402
 
 EPILOG = """\
 examples:
-  medcl demo --quick                      # about 3 minutes on a 2-core CPU
+  medcl demo --quick                      # about 1.5 minutes on a 2-core CPU
   medcl demo --out runs/demo              # random vs SimCLR vs UFC on DSB2018 nuclei, 3 seeds
   medcl run my.yaml run.seeds=[0] pretrain.epochs=100
   medcl benchmark benchmark-dsb2018       # 6 methods x 6 label fractions x 5/3 seeds, resumable
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="runs/demo", metavar="DIR", help="run directory (default: runs/demo)"
     )
     demo.add_argument(
-        "--quick", action="store_true", help="one seed and short schedules (about 3 minutes)"
+        "--quick", action="store_true", help="one seed, one label fraction and short schedules (about 1.5 minutes)"
     )
     demo.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     _fresh_arg(demo)
