@@ -51,6 +51,11 @@ class DataConfig(_Section):
     images: str | None = Field(None, description="folder (or file) of images or volumes")
     masks: str | None = Field(None, description="folder of masks paired by file name")
     mask_suffix: str = Field("", description="mask stem suffix, e.g. _segmentation")
+    on_unreadable: Literal["skip", "error"] = Field(
+        "skip",
+        description="a file of data.images (or its mask) that cannot be read: skip it and say "
+        "so in one line, or error (list them all and stop)",
+    )
     label_values: list[int] | None = Field(None, description="mask values, remapped to 0..C-1")
     class_names: list[str] | None = None
     image_size: tuple[int, int] = (64, 32)

@@ -61,7 +61,7 @@ from medcl._load import file_digest
 from medcl._memory import check_fits, image_set_bytes
 from medcl.data._imageset import ImageSet
 from medcl.data._readers import SUPPORTED_SUFFIXES, file_stem, file_suffix, reader_for
-from medcl.errors import MedclError
+from medcl.errors import MedclError, UnreadableFile
 
 __all__ = ["load_folder"]
 
@@ -81,6 +81,7 @@ def load_folder(
     volume_axis: int = 2,
     cache_dir: str | os.PathLike | None = None,
     *,
+    on_unreadable: str = "skip",
     mmap_threshold: int = MMAP_THRESHOLD,
 ) -> ImageSet:
     """Decode the images (and masks) of a folder into an :class:`ImageSet`.
@@ -95,6 +96,9 @@ def load_folder(
         channels: 1 or 3 output channels; default the first image's.
         volume_axis: the array axis NIfTI volumes are sliced along (2 = third axis, axial).
         cache_dir: folder for the decoded arrays, so reruns skip decoding.
+        on_unreadable: ``skip``: leave out the files that cannot be read (with their image or
+            mask) and say so in one line on stderr, at every load; ``error``: stop, listing
+            them all.
         mmap_threshold: cached arrays larger than this many bytes are memory-mapped.
 
     Returns:
@@ -105,6 +109,8 @@ def load_folder(
     if channels is not None and (isinstance(channels, bool) or int(channels) < 1):
         raise MedclError(f"data.channels is {channels}; use 1 (grey) or 3 (RGB).")
     values = _check_label_values(label_values, class_names)
+    if on_unreadable not in ("skip", "error"):
+        raise MedclError(f"data.on_unreadable is {on_unreadable!r}; use skip or error.")
     files = _list_images(images, masks, mask_suffix)
     pairs = _pair_masks(files, images, masks, mask_suffix)
 
@@ -116,13 +122,37 @@ def load_folder(
         "image_size": list(size),
         "channels": channels,
         "volume_axis": volume_axis,
+        "on_unreadable": on_unreadable,
     }
-    return decode_cached(
-        lambda: _decode(pairs, values, class_names, size, channels, volume_axis),
+    imageset = decode_cached(
+        lambda: _decode(pairs, values, class_names, size, channels, volume_axis, on_unreadable),
         pairs,
         settings,
         cache_dir,
         mmap_threshold,
+    )
+    if imageset.unreadable:
+        _say_unreadable(imageset.unreadable, len(pairs), Path(images))
+    return imageset
+
+
+def _unreadable_list(skipped: list[tuple[str, str]], limit: int | None = None) -> str:
+    shown = skipped if limit is None else skipped[:limit]
+    text = "; ".join(f"{name} ({reason})" for name, reason in shown)
+    if len(shown) < len(skipped):
+        text += f"; and {len(skipped) - len(shown)} more"
+    return text
+
+
+def _say_unreadable(skipped: list[tuple[str, str]], total: int, root: Path) -> None:
+    import sys
+
+    print(
+        f"medcl: left out {len(skipped)} of {total} files in '{root}' that cannot be read: "
+        f"{_unreadable_list(skipped, 3)}; fix or remove them, or set "
+        "data.on_unreadable=error to stop at them.",
+        file=sys.stderr,
+        flush=True,
     )
 
 
@@ -275,13 +305,22 @@ def _decode(
     size: tuple[int, int],
     channels: int | None,
     axis: int,
+    on_unreadable: str = "error",
 ) -> ImageSet:
     images: list[np.ndarray] = []
     masks, has_mask, ids, volume_ids, positions = [], [], [], [], []
     found: set[int] = set()  # classes seen in the masks
+    skipped: list[tuple[str, str]] = []  # (file name, reason) of the files that cannot be read
     for image_path, mask_path in tqdm(pairs, desc="Decoding images", unit="file", disable=None):
-        reader = reader_for(image_path)
-        data, meta = reader.read(image_path, axis)
+        try:
+            data, meta = reader_for(image_path).read(image_path, axis)
+            if mask_path is not None:
+                labels, _ = reader_for(mask_path).read_labels(mask_path, axis)
+        except UnreadableFile as exc:
+            if len(pairs) == 1:
+                raise  # one file: its reader's own sentence says it best
+            skipped.append((Path(exc.path).name, exc.reason))
+            continue
         if channels is None:
             channels = int(data.shape[1])
         if not images:  # the decoded set and its concatenation, before they are allocated
@@ -294,7 +333,6 @@ def _decode(
         data = _convert_channels(data, channels, image_path)
         n = data.shape[0]
         if mask_path is not None:
-            labels, _ = reader_for(mask_path).read_labels(mask_path, axis)
             _check_mask_shape(labels, data, mask_path, image_path, meta["is_volume"])
             labels, classes = _remap(labels, label_values, class_names, mask_path)
             found.update(classes)
@@ -312,6 +350,8 @@ def _decode(
             ids.append(stem)
             volume_ids.append("")
             positions.append(float("nan"))
+    if skipped and (on_unreadable == "error" or not images):
+        raise MedclError(_unreadable_message(skipped, len(pairs), pairs[0][0].parent))
     return ImageSet(
         images=np.concatenate(images),
         masks=np.concatenate(masks),
@@ -320,6 +360,20 @@ def _decode(
         volume_ids=np.array(volume_ids, dtype=object),
         positions=np.array(positions, dtype=np.float64),
         class_names=_class_names(label_values, class_names, found, pairs),
+        unreadable=skipped,
+    )
+
+
+def _unreadable_message(skipped: list[tuple[str, str]], total: int, folder: Path) -> str:
+    if len(skipped) == total:
+        return (
+            f"None of the {total} files in '{folder}' can be read: "
+            f"{_unreadable_list(skipped, 5)}; check that data.images holds image files."
+        )
+    return (
+        f"{len(skipped)} of the {total} files in '{folder}' cannot be read: "
+        f"{_unreadable_list(skipped)}; fix or remove them, or set data.on_unreadable=skip to "
+        "leave them out."
     )
 
 
@@ -503,6 +557,7 @@ class _Cache:
                     k: np.array(v, dtype=object)
                     for k, v in meta.get("reference_labels", {}).items()
                 },
+                unreadable=[(str(n), str(r)) for n, r in meta.get("unreadable", [])],
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             _say_damaged(meta_path, type(exc).__name__)  # a damaged entry is decoded again
@@ -536,6 +591,7 @@ class _Cache:
                 "reference_labels": {
                     k: [str(x) for x in v] for k, v in imageset.reference_labels.items()
                 },
+                "unreadable": [list(item) for item in imageset.unreadable],
             }
             # written last: its presence marks a complete cache entry
             self._write(self._path("meta.json"), lambda f: f.write(json.dumps(meta).encode()))

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from medcl.errors import MedclError
+from medcl.errors import MedclError, UnreadableFile
 
 __all__ = [
     "READERS",
@@ -182,14 +182,18 @@ class ImageReader:
         except MedclError:
             raise
         except Exception as exc:  # the libraries raise many types for broken files
-            raise MedclError(
+            raise UnreadableFile(
+                path,
+                _reason(exc),
                 f"Cannot read {what} '{path}': {_reason(exc)}. "
-                f"Check that it is a valid {self.format} file."
+                f"Check that it is a valid {self.format} file.",
             ) from exc
         if data.ndim != 4 or 0 in data.shape:
-            raise MedclError(
+            raise UnreadableFile(
+                path,
+                f"an array of shape {data.shape}, not an image",
                 f"Cannot read {what} '{path}': it holds an array of shape {data.shape}, not an "
-                f"image. Check that it is a valid {self.format} file."
+                f"image. Check that it is a valid {self.format} file.",
             )
         if not labels and data.dtype.kind in "fc" and not np.isfinite(data).all():
             bad = int(np.count_nonzero(~np.isfinite(data)))

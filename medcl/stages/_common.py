@@ -71,6 +71,7 @@ def load_data(cfg: Config, cache_dir: Path | None = None, *, need_masks: bool = 
             channels=d.channels,
             volume_axis=d.volume_axis,
             cache_dir=cache_dir,
+            on_unreadable=d.on_unreadable,
         )
     else:
         raise MedclError(

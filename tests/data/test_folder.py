@@ -223,8 +223,11 @@ def test_missing_paths_and_empty_folders(tmp_path):
 def test_unreadable_image(tmp_path):
     png(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
     (tmp_path / "b.png").write_bytes(b"\x00garbage" * 20)
+    # skip (the default) and error: tests/data/test_unreadable.py
+    with pytest.raises(MedclError, match=r"1 of the 2 files in '.*' cannot be read: b\.png \("):
+        load_folder(tmp_path, image_size=4, on_unreadable="error")
     with pytest.raises(MedclError, match=r"Cannot read image '.*b\.png'.*valid PNG"):
-        load_folder(tmp_path, image_size=4)
+        load_folder(tmp_path / "b.png", image_size=4, on_unreadable="error")
 
 
 def test_no_mask_matches_and_duplicate_names(tmp_path):
