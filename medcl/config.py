@@ -57,6 +57,11 @@ class DataConfig(_Section):
         "so in one line, or error (list them all and stop)",
     )
     label_values: list[int] | None = Field(None, description="mask values, remapped to 0..C-1")
+    label_groups: dict[str, list[int]] | None = Field(
+        None,
+        description="class name -> stored mask values forming it (an atlas's codes); every "
+        "other value is background; instead of label_values and class_names",
+    )
     class_names: list[str] | None = None
     image_size: tuple[int, int] = (64, 32)
     channels: int | None = None
@@ -76,6 +81,18 @@ class DataConfig(_Section):
         if not 0 <= v < 1:
             raise ValueError("must be in [0, 1)")
         return v
+
+    @model_validator(mode="after")
+    def _one_label_map(self) -> DataConfig:
+        if self.label_groups is not None and (
+            self.label_values is not None or self.class_names is not None
+        ):
+            key = "data.label_values" if self.label_values is not None else "data.class_names"
+            raise ValueError(
+                f"set either data.label_groups or {key}, not both: the groups name the "
+                "classes and list their stored values"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> DataConfig:

@@ -19,7 +19,12 @@ Rules, in the order they apply:
   as black/white) is read as 0/1. The number of classes is ``len(label_values)``, else
   ``len(class_names)``, else the largest class found plus one (at least 2 when there are
   masks); in that last case every class up to the largest must occur somewhere, so masks
-  holding raw values such as 0/500 raise an error asking for ``label_values``.
+  holding raw values such as 0/500 raise an error asking for ``label_values``. With
+  ``label_groups`` instead (e.g. ``{frontal: [101, 102], parietal: [201, 202]}``, an atlas's
+  codes), every stored value of group ``i`` (in the order given) becomes class ``i + 1``,
+  and every other value background (class 0); the classes are ``background`` and the group
+  names. A value in two groups, an empty group, a group named ``background``, or
+  ``label_groups`` together with ``label_values`` or ``class_names`` is an error.
 * **Size and channels.** Every image is resized to ``image_size`` (bilinear with
   antialiasing, i.e. area-like when shrinking) and every mask with nearest neighbour, so a
   resized mask holds only classes that were already there. ``channels`` 1 <-> 3 converts by
@@ -48,7 +53,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +86,7 @@ def load_folder(
     volume_axis: int = 2,
     cache_dir: str | os.PathLike | None = None,
     *,
+    label_groups: Mapping[str, Sequence[int]] | None = None,
     on_unreadable: str = "skip",
     mmap_threshold: int = MMAP_THRESHOLD,
 ) -> ImageSet:
@@ -91,6 +97,8 @@ def load_folder(
         masks: the folder holding the masks (or, when ``images`` is a file, its mask file).
         mask_suffix: what the mask's stem adds to its image's stem (``"_segmentation"``).
         label_values: the stored mask value of each class, background first.
+        label_groups: class name -> the stored mask values that form the class; every
+            other value is background (instead of ``label_values``).
         class_names: class names, background first; default ``background, class_1, ...``.
         image_size: ``(H, W)`` every image and mask is resized to (an int means square).
         channels: 1 or 3 output channels; default the first image's.
@@ -109,6 +117,9 @@ def load_folder(
     if channels is not None and (isinstance(channels, bool) or int(channels) < 1):
         raise MedclError(f"data.channels is {channels}; use 1 (grey) or 3 (RGB).")
     values = _check_label_values(label_values, class_names)
+    groups = None
+    if label_groups is not None:
+        groups, class_names = _check_label_groups(label_groups, label_values, class_names)
     if on_unreadable not in ("skip", "error"):
         raise MedclError(f"data.on_unreadable is {on_unreadable!r}; use skip or error.")
     files = _list_images(images, masks, mask_suffix)
@@ -118,6 +129,7 @@ def load_folder(
         "version": _CACHE_VERSION,
         "mask_suffix": mask_suffix,
         "label_values": values,
+        "label_groups": sorted(groups.items()) if groups is not None else None,
         "class_names": list(class_names) if class_names is not None else None,
         "image_size": list(size),
         "channels": channels,
@@ -125,7 +137,9 @@ def load_folder(
         "on_unreadable": on_unreadable,
     }
     imageset = decode_cached(
-        lambda: _decode(pairs, values, class_names, size, channels, volume_axis, on_unreadable),
+        lambda: _decode(
+            pairs, values, class_names, size, channels, volume_axis, on_unreadable, groups
+        ),
         pairs,
         settings,
         cache_dir,
@@ -218,6 +232,45 @@ def _check_label_values(
     return values
 
 
+def _check_label_groups(
+    label_groups: Mapping[str, Sequence[int]],
+    label_values: Sequence[int] | None,
+    class_names: Sequence[str] | None,
+) -> tuple[dict[int, int], list[str]]:
+    """``{stored value: class}`` and the class names (background first) of ``label_groups``."""
+    if label_values is not None or class_names is not None:
+        key = "data.label_values" if label_values is not None else "data.class_names"
+        raise MedclError(
+            f"Set either data.label_groups or {key}, not both: the groups name the classes "
+            "and list their stored values."
+        )
+    if not label_groups:
+        raise MedclError(
+            "data.label_groups is empty; map each class name to its stored mask values, "
+            "e.g. {frontal: [101, 102]}."
+        )
+    lookup: dict[int, int] = {}
+    names = ["background"]
+    for name, values in label_groups.items():
+        name = str(name)
+        if name == "background":
+            raise MedclError(
+                "data.label_groups names a group 'background'; every value outside the "
+                "groups is background already, so leave that group out."
+            )
+        if not list(values):
+            raise MedclError(f"data.label_groups.{name} is empty; list its stored mask values.")
+        for v in values:
+            if int(v) in lookup:
+                raise MedclError(
+                    f"Stored value {int(v)} is in data.label_groups.{name} and "
+                    f"data.label_groups.{names[lookup[int(v)]]}; put each value in one group."
+                )
+            lookup[int(v)] = len(names)
+        names.append(name)
+    return lookup, names
+
+
 # ----------------------------------------------------------------------------- files
 
 
@@ -306,6 +359,7 @@ def _decode(
     channels: int | None,
     axis: int,
     on_unreadable: str = "error",
+    groups: dict[int, int] | None = None,
 ) -> ImageSet:
     images: list[np.ndarray] = []
     masks, has_mask, ids, volume_ids, positions = [], [], [], [], []
@@ -334,7 +388,7 @@ def _decode(
         n = data.shape[0]
         if mask_path is not None:
             _check_mask_shape(labels, data, mask_path, image_path, meta["is_volume"])
-            labels, classes = _remap(labels, label_values, class_names, mask_path)
+            labels, classes = _remap(labels, label_values, class_names, mask_path, groups)
             found.update(classes)
             masks.append(_resize_masks(labels, size))
         else:
@@ -410,9 +464,13 @@ def _remap(
     label_values: list[int] | None,
     class_names: Sequence[str] | None,
     path: Path,
+    groups: dict[int, int] | None = None,
 ) -> tuple[np.ndarray, set[int]]:
     """Stored values -> classes ``0..C-1``; also returns the classes present."""
     found, inverse = np.unique(labels, return_inverse=True)
+    if groups is not None:  # any value outside the groups is background
+        table = np.array([groups.get(int(v), 0) for v in found], dtype=np.int64)
+        return table[inverse].reshape(labels.shape), set(table.tolist())
     if label_values is not None:
         lookup = {v: i for i, v in enumerate(label_values)}
         bad = [int(v) for v in found if int(v) not in lookup]

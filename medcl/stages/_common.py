@@ -72,6 +72,7 @@ def load_data(cfg: Config, cache_dir: Path | None = None, *, need_masks: bool = 
             volume_axis=d.volume_axis,
             cache_dir=cache_dir,
             on_unreadable=d.on_unreadable,
+            label_groups=d.label_groups,
         )
     else:
         raise MedclError(
@@ -204,6 +205,12 @@ def _check_data_keys(cfg: Config) -> None:
             )
         if d.layout != "isic2017" and d.extra_images:
             raise MedclError(f"data.extra_images is for data.layout=isic2017, not {d.layout}.")
+    if d.label_groups is not None and not d.images:
+        raise MedclError(
+            "data.label_groups maps the stored values of masks in data.masks; the built-in "
+            "data sets and the isic2017, mmwhs and dsb2018 layouts have their own classes, so "
+            "leave it unset."
+        )
     fixed = "isic2017" if d.layout == "isic2017" else d.dataset
     if d.folds is not None and fixed:
         raise MedclError(
