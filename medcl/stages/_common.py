@@ -129,11 +129,32 @@ def finetune_blocker(cfg: Config, data: ImageSet) -> str | None:
         )
     for split in ("train", "val", "test"):
         if len(data.indices(split)) == 0:
-            return (
-                f"The {split} split is empty ({len(data)} images in all); add images or change "
-                f"{_split_keys(cfg)}."
-            )
+            return _empty_split(cfg, data, split)
     return None
+
+
+def _empty_split(cfg: Config, data: ImageSet, split: str) -> str:
+    """Why ``split`` is empty, naming what would fill it (volumes, data.split_csv)."""
+    d = cfg.data
+    if d.split_csv:
+        return (
+            f"The {split} split is empty: data.split_csv ('{d.split_csv}') puts none of the "
+            f"{len(data)} images there; give some images the split '{split}' in that file."
+        )
+    volumes = sorted({str(v) for v in data.volume_ids if v != ""})
+    if volumes and len(volumes) < 3:
+        names = ", ".join(f"'{v}'" for v in volumes)
+        return (
+            f"The {split} split is empty: the {len(data)} images are slices of "
+            f"{len(volumes)} volume{'s' if len(volumes) > 1 else ''} ({names}), and all slices "
+            "of a volume stay in one split, so no fraction can fill it; add volumes, or list "
+            "the split of every slice in data.split_csv (columns id,split; slices of one "
+            "volume in two splits leak between them)."
+        )
+    return (
+        f"The {split} split is empty ({len(data)} images in all); add images or change "
+        f"{_split_keys(cfg)}."
+    )
 
 
 def _check_masks(cfg: Config, data: ImageSet) -> None:
