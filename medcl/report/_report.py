@@ -107,7 +107,8 @@ def write_report(run: RunDir, data=None) -> Path:
                     f" (knee of the curve at k = {summary['elbow_k']})."
                     if summary.get("elbow_k")
                     else " (fixed)."
-                ),
+                )
+                + (f"\n\n**Warning:** {summary['warning']}." if summary.get("warning") else ""),
                 _save(P.elbow_figure(summary), run.file("plots", "elbow.png")),
             )
         )
