@@ -25,6 +25,10 @@ Rules, in the order they apply:
   and every other value background (class 0); the classes are ``background`` and the group
   names. A value in two groups, an empty group, a group named ``background``, or
   ``label_groups`` together with ``label_values`` or ``class_names`` is an error.
+* **Intensity.** Stored values (DICOM: after its rescale slope and intercept) become [0, 1]
+  as ``intensity`` says (:class:`~medcl.data.Intensity`; default: 8-bit images by 255,
+  anything else by its 0.5th-99.5th percentiles per file). One warning covers every image
+  whose values span under 1% of its stored type's range.
 * **Size and channels.** Every image is resized to ``image_size`` (bilinear with
   antialiasing, i.e. area-like when shrinking) and every mask with nearest neighbour, so a
   resized mask holds only classes that were already there. ``channels`` 1 <-> 3 converts by
@@ -65,7 +69,20 @@ from tqdm import tqdm
 from medcl._load import file_digest
 from medcl._memory import check_fits, image_set_bytes
 from medcl.data._imageset import ImageSet
-from medcl.data._readers import SUPPORTED_SUFFIXES, file_stem, file_suffix, reader_for
+from medcl.data._intensity import (
+    Intensity,
+    percentile_bounds,
+    sample_values,
+    type_range,
+    uses_little_of_its_type,
+)
+from medcl.data._readers import (
+    SUPPORTED_SUFFIXES,
+    ImageReader,
+    file_stem,
+    file_suffix,
+    reader_for,
+)
 from medcl.errors import MedclError, UnreadableFile
 
 __all__ = ["load_folder"]
@@ -87,6 +104,7 @@ def load_folder(
     cache_dir: str | os.PathLike | None = None,
     *,
     label_groups: Mapping[str, Sequence[int]] | None = None,
+    intensity: Intensity | None = None,
     on_unreadable: str = "skip",
     mmap_threshold: int = MMAP_THRESHOLD,
 ) -> ImageSet:
@@ -99,6 +117,9 @@ def load_folder(
         label_values: the stored mask value of each class, background first.
         label_groups: class name -> the stored mask values that form the class; every
             other value is background (instead of ``label_values``).
+        intensity: how stored values become [0, 1] (:class:`~medcl.data.Intensity`);
+            default ``Intensity()``: 8-bit by 255, anything else by its 0.5-99.5th
+            percentiles, per image.
         class_names: class names, background first; default ``background, class_1, ...``.
         image_size: ``(H, W)`` every image and mask is resized to (an int means square).
         channels: 1 or 3 output channels; default the first image's.
@@ -120,6 +141,7 @@ def load_folder(
     groups = None
     if label_groups is not None:
         groups, class_names = _check_label_groups(label_groups, label_values, class_names)
+    spec = intensity or Intensity()
     if on_unreadable not in ("skip", "error"):
         raise MedclError(f"data.on_unreadable is {on_unreadable!r}; use skip or error.")
     files = _list_images(images, masks, mask_suffix)
@@ -135,10 +157,11 @@ def load_folder(
         "channels": channels,
         "volume_axis": volume_axis,
         "on_unreadable": on_unreadable,
+        "intensity": spec.settings(),
     }
     imageset = decode_cached(
         lambda: _decode(
-            pairs, values, class_names, size, channels, volume_axis, on_unreadable, groups
+            pairs, values, class_names, size, channels, volume_axis, on_unreadable, groups, spec
         ),
         pairs,
         settings,
@@ -360,14 +383,22 @@ def _decode(
     axis: int,
     on_unreadable: str = "error",
     groups: dict[int, int] | None = None,
+    intensity: Intensity | None = None,
 ) -> ImageSet:
+    """Decode ``pairs``; ``intensity`` None: each reader's own scaling (the ISIC layout)."""
     images: list[np.ndarray] = []
+    deferred: list[tuple[int, ImageReader, dict]] = []  # scaled by data-set percentiles
+    little: list[tuple[str, float, float, str]] = []  # images using <1% of their type's range
     masks, has_mask, ids, volume_ids, positions = [], [], [], [], []
     found: set[int] = set()  # classes seen in the masks
     skipped: list[tuple[str, str]] = []  # (file name, reason) of the files that cannot be read
     for image_path, mask_path in tqdm(pairs, desc="Decoding images", unit="file", disable=None):
+        reader = reader_for(image_path)
         try:
-            data, meta = reader_for(image_path).read(image_path, axis)
+            if intensity is None:
+                data, meta = reader.read(image_path, axis)
+            else:
+                data, meta = reader.read_values(image_path, axis)
             if mask_path is not None:
                 labels, _ = reader_for(mask_path).read_labels(mask_path, axis)
         except UnreadableFile as exc:
@@ -384,6 +415,15 @@ def _decode(
                 f"Decoding {total} images at data.image_size={list(size)}",
                 "lower data.image_size, or use fewer images",
             )
+        if intensity is not None:
+            span = uses_little_of_its_type(data)
+            if span is not None:
+                little.append((image_path.name, *span, str(data.dtype)))
+            if intensity.per_dataset(data.dtype):
+                deferred.append((len(images), reader, meta))
+                data = data.astype(np.float32)
+            else:
+                data = reader.finish(intensity.apply(data, intensity.bounds(data)), meta)
         data = _convert_channels(data, channels, image_path)
         n = data.shape[0]
         if mask_path is not None:
@@ -393,7 +433,8 @@ def _decode(
             masks.append(_resize_masks(labels, size))
         else:
             masks.append(np.zeros((n, *size), dtype=np.int64))
-        images.append(_resize_images(data, size))
+        deferring = bool(deferred) and deferred[-1][0] == len(images)
+        images.append(_resize_images(data, size, clip=not deferring))
         has_mask += [mask_path is not None] * n
         stem = file_stem(image_path)
         if meta["is_volume"]:
@@ -406,6 +447,14 @@ def _decode(
             positions.append(float("nan"))
     if skipped and (on_unreadable == "error" or not images):
         raise MedclError(_unreadable_message(skipped, len(pairs), pairs[0][0].parent))
+    if deferred:
+        assert intensity is not None
+        values = np.concatenate([sample_values(images[i]) for i, _, _ in deferred])
+        bounds = percentile_bounds(values, intensity.percentiles)
+        for i, reader, meta in deferred:
+            images[i] = reader.finish(intensity.apply(images[i], bounds), meta)
+    if little and intensity is not None:
+        _say_little(little, len(pairs), intensity)
     return ImageSet(
         images=np.concatenate(images),
         masks=np.concatenate(masks),
@@ -415,6 +464,28 @@ def _decode(
         positions=np.array(positions, dtype=np.float64),
         class_names=_class_names(label_values, class_names, found, pairs),
         unreadable=skipped,
+    )
+
+
+def _say_little(little: list[tuple[str, float, float, str]], total: int, spec: Intensity) -> None:
+    """One warning for every image whose values span under 1% of its stored type's range."""
+    import sys
+
+    name, lo, hi, dtype = little[0]
+    rng = type_range(np.dtype(dtype))
+    assert rng is not None
+    if spec.by_type(np.dtype(dtype)):
+        tail = (
+            "scaled by that range they are nearly uniform; set data.intensity.scale=percentile "
+            "to scale each by its own values, or data.intensity.window=[lo, hi]"
+        )
+    else:
+        tail = f"they are scaled by their own values (data.intensity.scale={spec.scale})"
+    print(
+        f"medcl: warning: {len(little)} of {total} images use under 1% of their type's range "
+        f"(e.g. '{name}': values {lo:g}-{hi:g} of {dtype}'s {rng[0]:g}-{rng[1]:g}); {tail}.",
+        file=sys.stderr,
+        flush=True,
     )
 
 
@@ -520,7 +591,8 @@ def _class_names(
     return ["background"] + [f"class_{i}" for i in range(1, n)]
 
 
-def _resize_images(data: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _resize_images(data: np.ndarray, size: tuple[int, int], clip: bool = True) -> np.ndarray:
+    """Bilinear with antialiasing; ``clip=False`` for stored values not yet scaled."""
     if data.shape[2:] == size:
         return np.ascontiguousarray(data, dtype=np.float32)
     out = F.interpolate(
@@ -530,7 +602,7 @@ def _resize_images(data: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         align_corners=False,
         antialias=True,
     )
-    return out.clamp_(0.0, 1.0).numpy()
+    return (out.clamp_(0.0, 1.0) if clip else out).numpy()
 
 
 def _resize_masks(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -12,6 +12,7 @@ import torch
 from medcl.config import Config
 from medcl.data import (
     ImageSet,
+    Intensity,
     assign_splits,
     kfold_splits,
     load_builtin,
@@ -73,6 +74,7 @@ def load_data(cfg: Config, cache_dir: Path | None = None, *, need_masks: bool = 
             cache_dir=cache_dir,
             on_unreadable=d.on_unreadable,
             label_groups=d.label_groups,
+            intensity=Intensity(**d.intensity.model_dump()),
         )
     else:
         raise MedclError(
