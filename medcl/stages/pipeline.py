@@ -62,6 +62,7 @@ def prepare(run: RunDir, cfg: Config, distributed: bool = True):
 
 def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dict) -> dict:
     """Gather every finished cell into ``results.json``, ``table.md`` and ``table.csv``."""
+    run.retract("stopped.json")  # fine-tuning ran after all (masks added later)
     summary = read_payload(run, "cluster/summary.json") or {}
     agreement = run.read_json("cluster/agreement.json") or {}
     rows = []
@@ -246,7 +247,12 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
     }
     run.write_json("stage_seconds.json", total)
     if blocker:
-        return _stopped(run, cfg, blocker)
+        stopped = _stopped(run, cfg, blocker)
+        if make_report:  # the clustering and the pretraining losses, and why it stopped
+            from medcl.report import write_report
+
+            write_report(run, data=data)
+        return stopped
     results = collect_results(run, cfg, data, total)
     if make_report:
         from medcl.report import write_report

@@ -45,6 +45,9 @@ def test_run_without_masks_pretrains_and_stops_with_one_line(unlabeled_run):
     stopped = json.loads((out / "stopped.json").read_text())
     assert stopped["reason"].startswith("No image has a mask")
     assert len(stopped["encoders"]) == 2
+    report = (out / "report.md").read_text()
+    assert "## Stopped before fine-tuning" in report and "No image has a mask" in report
+    assert "## Elbow curve" in report and (out / "report.html").is_file()
 
 
 def test_rerun_without_masks_recomputes_nothing(unlabeled_run, capsys):
