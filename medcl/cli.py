@@ -117,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "run",
         help="the whole pipeline from a YAML config",
-        description="features -> cluster -> pretrain -> finetune -> evaluate -> report.",
+        description="features -> cluster -> pretrain -> finetune -> evaluate -> report. "
+        "Images without masks (or data.val_fraction=0 data.test_fraction=0) are pretrained on "
+        "and the run stops before fine-tuning with one line saying why (exit 0); `medcl "
+        "export` then hands the encoders to MONAI.",
     )
     _config_command(
         sub,
