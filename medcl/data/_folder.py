@@ -8,6 +8,11 @@ Rules, in the order they apply:
   per slice, with the file stem as volume id and ``index / (n_slices - 1)`` as position (0 for a
   single slice). A DICOM series stored as one ``.dcm`` file per slice is read as that many
   independent 2D images. Image ids are file stems, or ``stem:index`` for slices.
+* **Unreadable files.** A file its reader cannot parse (:class:`~medcl.errors.UnreadableFile`)
+  is left out with its image or mask when ``on_unreadable="skip"``, and one line on stderr
+  names the first three (at every load: the cache keeps the list); ``"error"`` raises one
+  sentence listing them all. A single file, or a folder where nothing can be read, is an
+  error either way.
 * **Masks.** The mask of ``ISIC_0001.jpg`` is the file in ``masks`` whose stem is
   ``ISIC_0001`` + ``mask_suffix`` (``ISIC_0001_segmentation.png``), with any supported suffix.
   Images without one are kept as unlabeled (``has_mask`` False, mask of zeros). Masks may sit
