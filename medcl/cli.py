@@ -31,6 +31,7 @@ examples:
   medcl stratify stratify-mnist           # a config shipped with medcl, by name
   medcl features my.yaml --run runs/a     # then: cluster, pretrain, finetune, evaluate
   medcl pretrain --run runs/a method=ufc seed=0
+  medcl export --run runs/a method=ufc seed=0 --out ufc.pt   # weights for MONAI's UNet
 
 Configs are YAML files with sections data, model, features, cluster, pretrain, finetune and
 run; any key can be overridden with section.key=value. See README.md for every key.
@@ -116,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "run",
         help="the whole pipeline from a YAML config",
-        description="features -> cluster -> pretrain -> finetune -> evaluate -> report.",
+        description="features -> cluster -> pretrain -> finetune -> evaluate -> report. "
+        "Images without masks (or data.val_fraction=0 data.test_fraction=0) are pretrained on "
+        "and the run stops before fine-tuning with one line saying why (exit 0); `medcl "
+        "export` then hands the encoders to MONAI.",
     )
     _config_command(
         sub,
@@ -158,6 +162,26 @@ def build_parser() -> argparse.ArgumentParser:
             "the first stage needs a config, later ones reuse the run's config.",
         )
         _config_args(p, run_required=True)
+
+    export = sub.add_parser(
+        "export",
+        help="write a pretrained encoder's weights for a MONAI network (UNet or AutoEncoder)",
+        description="Write the encoder that `method` pretrained with `seed` in a run "
+        "directory as a state dict (.pt) under the parameter names of "
+        "monai.networks.nets.UNet (network=unet, the default) or AutoEncoder "
+        "(network=autoencoder), and the network's settings beside it (FILE.json). Load it "
+        "with net.load_state_dict(torch.load(FILE, weights_only=True), strict=False). In "
+        "Python, medcl.load_encoder(run_dir, method, seed) returns the encoder itself.",
+        epilog="examples:\n"
+        "  medcl export --run runs/my method=ufc seed=0 --out ufc_unet.pt\n"
+        "  medcl export --run runs/my method=simclr network=autoencoder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument(
+        "args", nargs="*", metavar="method=NAME|seed=S|network=unet", help="what to export"
+    )
+    export.add_argument("--run", required=True, metavar="DIR", help="the run directory")
+    export.add_argument("--out", metavar="FILE", help="default: DIR/export/METHOD_seedS_NETWORK.pt")
 
     strat = sub.add_parser(
         "stratify",
@@ -311,6 +335,12 @@ def _print_results(results: dict, over: str, out: str, t0: float, layout: str | 
 
     if results.get("rank"):  # another DDP process; rank 0 prints the table
         return 0
+    if results.get("stopped"):  # pretrained, nothing to fine-tune on: one line, not an error
+        print(
+            f"Pretrained {len(results['encoders'])} encoders in {Path(out) / 'pretrain'} and "
+            f"stopped before fine-tuning: {results['stopped']}"
+        )
+        return 0
     methods = list(dict.fromkeys(r["method"] for r in results["rows"]))
     k = f", k = {results['k']} pseudo-classes" if results.get("k") else ""
     print(f"\nTest Dice % (mean ± std over {over}){k}:\n")
@@ -392,7 +422,9 @@ def _cmd_stage(args) -> int:
     keys = {"pretrain": ("method", "seed"), "finetune": ("method", "fraction", "seed")}
     run, cfg, picked = _stage_config(args.run, args.args, keys.get(args.command, ()), args.fresh)
     fabric = prepare(run, cfg, distributed=args.command == "pretrain")  # DDP pretrains only
-    data = load_data(cfg, cache_dir=run.path / "cache")
+    # features, cluster and pretrain learn without labels: images without masks will do
+    need_masks = args.command in ("finetune", "evaluate")
+    data = load_data(cfg, cache_dir=run.path / "cache", need_masks=need_masks)
     check_against_data(cfg, data)
     seed = int(picked.get("seed", cfg.run.seeds[0]))
     if args.command == "features":
@@ -444,6 +476,35 @@ def _cmd_stage(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from medcl.stages.export import NETWORKS, export_encoder
+
+    picked = {"method": "ufc", "seed": "0", "network": "unet"}
+    for item in args.args:
+        key, sep, value = item.partition("=")
+        if not sep or key not in picked:
+            raise MedclError(
+                f"`medcl export` takes method=NAME, seed=S and network={'|'.join(NETWORKS)}, "
+                f"not '{item}'."
+            )
+        picked[key] = value.strip()
+    _check_stage_args(picked)
+    if not Path(args.run).is_dir():
+        raise MedclError(f"The run directory '{args.run}' does not exist; check --run.")
+    _open_run(args.run, shared=True)  # no run rewrites the encoder meanwhile
+    method, seed, network = picked["method"], int(picked["seed"]), picked["network"]
+    out = args.out or str(Path(args.run) / "export" / f"{method}_seed{seed}_{network}.pt")
+    settings = export_encoder(args.run, method, seed, out, network)
+    name = "UNet" if network == "unet" else "AutoEncoder"
+    extra = ", out_channels=<classes>" if network == "unet" else ""
+    print(
+        f"Wrote {out}: load it into monai.networks.nets.{name}(**settings{extra}) with "
+        f"load_state_dict(torch.load('{out}', weights_only=True), strict=False); settings "
+        f"{settings} (also in {out}.json)."
+    )
+    return 0
+
+
 def _cmd_stratify(args) -> int:
     items = list(args.args)
     if items and items[0] == "assign":
@@ -490,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": _cmd_benchmark,
         "segment-prior": _cmd_segment_prior,
         "stratify": _cmd_stratify,
+        "export": _cmd_export,
     }
     from medcl._lock import release_all
 

@@ -29,6 +29,55 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class IntensityConfig(_Section):
+    """``data.intensity``: how stored pixel values become intensities in [0, 1]."""
+
+    scale: Literal["auto", "type", "percentile", "window"] = Field(
+        "auto",
+        description="auto: 8-bit by 255, anything else (16-bit, float, DICOM, NIfTI) by its "
+        "percentiles; type: by the stored type's range; percentile: always by percentiles; "
+        "window: the fixed range data.intensity.window",
+    )
+    percentiles: tuple[float, float] = Field(
+        (0.5, 99.5), description="the percentiles that map to 0 and 1"
+    )
+    per: Literal["image", "dataset"] = Field(
+        "image", description="percentiles of each file, or of all files together"
+    )
+    window: tuple[float, float] | None = Field(
+        None, description="[lo, hi] stored values (CT: Hounsfield units) mapped to [0, 1]"
+    )
+
+    @field_validator("percentiles")
+    @classmethod
+    def _percentiles(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= v[0] < v[1] <= 100:
+            raise ValueError("must be two percentiles 0 <= low < high <= 100, e.g. [0.5, 99.5]")
+        return v
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not v[0] < v[1]:
+            raise ValueError("must be [low, high] with low < high, e.g. [-1000, 400]")
+        return v
+
+    @model_validator(mode="after")
+    def _window_and_scale(self) -> IntensityConfig:
+        if self.window is not None and self.scale == "auto":
+            self.__dict__["scale"] = "window"  # a window given is the window to use
+        if self.scale == "window" and self.window is None:
+            raise ValueError(
+                "data.intensity.scale=window needs data.intensity.window, e.g. [-1000, 400]"
+            )
+        if self.window is not None and self.scale != "window":
+            raise ValueError(
+                f"data.intensity.window is set but data.intensity.scale is {self.scale}; "
+                "unset one of them"
+            )
+        return self
+
+
 class DataConfig(_Section):
     layout: Literal["folder", "isic2017", "mmwhs", "dsb2018"] = Field(
         "folder",
@@ -51,7 +100,20 @@ class DataConfig(_Section):
     images: str | None = Field(None, description="folder (or file) of images or volumes")
     masks: str | None = Field(None, description="folder of masks paired by file name")
     mask_suffix: str = Field("", description="mask stem suffix, e.g. _segmentation")
+    intensity: IntensityConfig = Field(
+        IntensityConfig(), description="how stored values become [0, 1] (data.images)"
+    )
+    on_unreadable: Literal["skip", "error"] = Field(
+        "skip",
+        description="a file of data.images (or its mask) that cannot be read: skip it and say "
+        "so in one line, or error (list them all and stop)",
+    )
     label_values: list[int] | None = Field(None, description="mask values, remapped to 0..C-1")
+    label_groups: dict[str, list[int]] | None = Field(
+        None,
+        description="class name -> stored mask values forming it (an atlas's codes); every "
+        "other value is background; instead of label_values and class_names",
+    )
     class_names: list[str] | None = None
     image_size: tuple[int, int] = (64, 32)
     channels: int | None = None
@@ -71,6 +133,18 @@ class DataConfig(_Section):
         if not 0 <= v < 1:
             raise ValueError("must be in [0, 1)")
         return v
+
+    @model_validator(mode="after")
+    def _one_label_map(self) -> DataConfig:
+        if self.label_groups is not None and (
+            self.label_values is not None or self.class_names is not None
+        ):
+            key = "data.label_values" if self.label_values is not None else "data.class_names"
+            raise ValueError(
+                f"set either data.label_groups or {key}, not both: the groups name the "
+                "classes and list their stored values"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> DataConfig:

@@ -8,7 +8,8 @@ their usual exceptions with a traceback, because those are ours to fix.
 Two kinds of file problem have their own subclass, so that a stage can tell them apart:
 :class:`DamagedFile` (cannot be parsed, is cut short, lacks a key, holds an impossible
 value: a stage that wrote it recomputes it) and :class:`UnsafeFile` (a checkpoint that
-would run code when loaded: always refused).
+would run code when loaded: always refused). An input image or mask that its reader cannot
+parse is an :class:`UnreadableFile`, which a folder loader may skip (``data.on_unreadable``).
 """
 
 from __future__ import annotations
@@ -32,3 +33,12 @@ class DamagedFile(MedclError):
 
 class UnsafeFile(MedclError):
     """A checkpoint holding Python objects whose loading could run code."""
+
+
+class UnreadableFile(MedclError):
+    """An image or mask file its reader cannot parse; ``reason`` says why, in a few words."""
+
+    def __init__(self, path: object, reason: str, message: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(message)

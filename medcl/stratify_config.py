@@ -19,16 +19,38 @@ class _Section(BaseModel):
 
 
 class StratifyDataConfig(_Section):
-    dataset: Literal["mnist-5k", "medmnist"] = Field(
-        "mnist-5k", description="built-in real MNIST digits, or a MedMNIST .npz file"
+    dataset: Literal["mnist-5k", "medmnist", "folder"] = Field(
+        "mnist-5k",
+        description="built-in real MNIST digits, a MedMNIST .npz file, or a folder of images "
+        "without labels (data.images)",
     )
     medmnist_path: str | None = Field(None, description="the MedMNIST .npz file (dataset=medmnist)")
+    images: str | None = Field(
+        None, description="dataset=folder: the folder of images (no labels; all of them train)"
+    )
+    image_size: tuple[PositiveInt, PositiveInt] = Field(
+        (28, 28), description="dataset=folder: [height, width] every image is resized to"
+    )
+    channels: Literal[1, 3] | None = Field(
+        None, description="dataset=folder: 1 or 3 channels; default the first image's"
+    )
     val_fraction: float = Field(
         0.0, ge=0, lt=1, description="mnist-5k: part of the train split held out as 'val'"
     )
     split_seed: int = Field(0, ge=0, description="seed of the validation draw")
     eval_split: Literal["test", "val"] = Field("test", description="split the metrics are on")
     max_train: int | None = Field(None, ge=8, description="use at most this many train images")
+
+    @model_validator(mode="after")
+    def _folder_needs_images(self) -> StratifyDataConfig:
+        if self.dataset == "folder" and not self.images:
+            raise ValueError("data.dataset=folder needs data.images, the folder of images")
+        if self.images and self.dataset != "folder":
+            raise ValueError(
+                f"data.images is for data.dataset=folder, not {self.dataset}; set "
+                "data.dataset=folder or unset data.images"
+            )
+        return self
 
 
 class StratifyModelConfig(_Section):

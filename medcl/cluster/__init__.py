@@ -2,7 +2,8 @@
 
 The main entry point is :class:`WardClustering` (exact Ward up to a few thousand points,
 weighted Ward on k-means micro-clusters beyond), with k chosen at the knee of the mean
-within-cluster distance curve. :class:`KMeansClustering` and :class:`DBSCANClustering` serve
+within-cluster distance curve (:func:`degeneracy` and :func:`largest_sound_k` guard
+against a k too fine to serve as pseudo-classes). :class:`KMeansClustering` and :class:`DBSCANClustering` serve
 ablations. Every clusterer follows scikit-learn's estimator contract (``fit(X)`` returns
 ``self`` and sets ``labels_`` and ``n_clusters_``) and is listed in :data:`CLUSTERERS`.
 
@@ -17,6 +18,7 @@ Example:
 """
 
 from medcl.cluster._dbscan import DBSCANClustering, k_distance_eps
+from medcl.cluster._degenerate import degeneracy, largest_sound_k
 from medcl.cluster._elbow import elbow_curve, knee_point, within_cluster_distance
 from medcl.cluster._kmeans import KMeansClustering
 from medcl.cluster._linkage import weighted_ward
@@ -33,9 +35,11 @@ __all__ = [
     "DBSCANClustering",
     "KMeansClustering",
     "WardClustering",
+    "degeneracy",
     "elbow_curve",
     "k_distance_eps",
     "knee_point",
+    "largest_sound_k",
     "weighted_ward",
     "within_cluster_distance",
 ]

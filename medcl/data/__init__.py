@@ -13,6 +13,7 @@ from medcl.data._dsb2018 import (
 )
 from medcl.data._folder import load_folder
 from medcl.data._imageset import ImageSet
+from medcl.data._intensity import Intensity
 from medcl.data._isic import load_isic2017
 from medcl.data._medmnist import load_medmnist
 from medcl.data._mmwhs import MMWHS_CLASSES, load_mmwhs
@@ -26,6 +27,7 @@ from medcl.data._splits import (
 )
 
 __all__ = [
+    "Intensity",
     "APPEARANCE_GROUPS",
     "BUILTIN_DATASETS",
     "DSB2018_CLASSES",

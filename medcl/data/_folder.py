@@ -8,6 +8,11 @@ Rules, in the order they apply:
   per slice, with the file stem as volume id and ``index / (n_slices - 1)`` as position (0 for a
   single slice). A DICOM series stored as one ``.dcm`` file per slice is read as that many
   independent 2D images. Image ids are file stems, or ``stem:index`` for slices.
+* **Unreadable files.** A file its reader cannot parse (:class:`~medcl.errors.UnreadableFile`)
+  is left out with its image or mask when ``on_unreadable="skip"``, and one line on stderr
+  names the first three (at every load: the cache keeps the list); ``"error"`` raises one
+  sentence listing them all. A single file, or a folder where nothing can be read, is an
+  error either way.
 * **Masks.** The mask of ``ISIC_0001.jpg`` is the file in ``masks`` whose stem is
   ``ISIC_0001`` + ``mask_suffix`` (``ISIC_0001_segmentation.png``), with any supported suffix.
   Images without one are kept as unlabeled (``has_mask`` False, mask of zeros). Masks may sit
@@ -19,7 +24,16 @@ Rules, in the order they apply:
   as black/white) is read as 0/1. The number of classes is ``len(label_values)``, else
   ``len(class_names)``, else the largest class found plus one (at least 2 when there are
   masks); in that last case every class up to the largest must occur somewhere, so masks
-  holding raw values such as 0/500 raise an error asking for ``label_values``.
+  holding raw values such as 0/500 raise an error asking for ``label_values``. With
+  ``label_groups`` instead (e.g. ``{frontal: [101, 102], parietal: [201, 202]}``, an atlas's
+  codes), every stored value of group ``i`` (in the order given) becomes class ``i + 1``,
+  and every other value background (class 0); the classes are ``background`` and the group
+  names. A value in two groups, an empty group, a group named ``background``, or
+  ``label_groups`` together with ``label_values`` or ``class_names`` is an error.
+* **Intensity.** Stored values (DICOM: after its rescale slope and intercept) become [0, 1]
+  as ``intensity`` says (:class:`~medcl.data.Intensity`; default: 8-bit images by 255,
+  anything else by its 0.5th-99.5th percentiles per file). One warning covers every image
+  whose values span under 1% of its stored type's range.
 * **Size and channels.** Every image is resized to ``image_size`` (bilinear with
   antialiasing, i.e. area-like when shrinking) and every mask with nearest neighbour, so a
   resized mask holds only classes that were already there. ``channels`` 1 <-> 3 converts by
@@ -48,7 +62,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +74,21 @@ from tqdm import tqdm
 from medcl._load import file_digest
 from medcl._memory import check_fits, image_set_bytes
 from medcl.data._imageset import ImageSet
-from medcl.data._readers import SUPPORTED_SUFFIXES, file_stem, file_suffix, reader_for
-from medcl.errors import MedclError
+from medcl.data._intensity import (
+    Intensity,
+    percentile_bounds,
+    sample_values,
+    type_range,
+    uses_little_of_its_type,
+)
+from medcl.data._readers import (
+    SUPPORTED_SUFFIXES,
+    ImageReader,
+    file_stem,
+    file_suffix,
+    reader_for,
+)
+from medcl.errors import MedclError, UnreadableFile
 
 __all__ = ["load_folder"]
 
@@ -81,6 +108,9 @@ def load_folder(
     volume_axis: int = 2,
     cache_dir: str | os.PathLike | None = None,
     *,
+    label_groups: Mapping[str, Sequence[int]] | None = None,
+    intensity: Intensity | None = None,
+    on_unreadable: str = "skip",
     mmap_threshold: int = MMAP_THRESHOLD,
 ) -> ImageSet:
     """Decode the images (and masks) of a folder into an :class:`ImageSet`.
@@ -90,11 +120,19 @@ def load_folder(
         masks: the folder holding the masks (or, when ``images`` is a file, its mask file).
         mask_suffix: what the mask's stem adds to its image's stem (``"_segmentation"``).
         label_values: the stored mask value of each class, background first.
+        label_groups: class name -> the stored mask values that form the class; every
+            other value is background (instead of ``label_values``).
+        intensity: how stored values become [0, 1] (:class:`~medcl.data.Intensity`);
+            default ``Intensity()``: 8-bit by 255, anything else by its 0.5-99.5th
+            percentiles, per image.
         class_names: class names, background first; default ``background, class_1, ...``.
         image_size: ``(H, W)`` every image and mask is resized to (an int means square).
         channels: 1 or 3 output channels; default the first image's.
         volume_axis: the array axis NIfTI volumes are sliced along (2 = third axis, axial).
         cache_dir: folder for the decoded arrays, so reruns skip decoding.
+        on_unreadable: ``skip``: leave out the files that cannot be read (with their image or
+            mask) and say so in one line on stderr, at every load; ``error``: stop, listing
+            them all.
         mmap_threshold: cached arrays larger than this many bytes are memory-mapped.
 
     Returns:
@@ -105,6 +143,12 @@ def load_folder(
     if channels is not None and (isinstance(channels, bool) or int(channels) < 1):
         raise MedclError(f"data.channels is {channels}; use 1 (grey) or 3 (RGB).")
     values = _check_label_values(label_values, class_names)
+    groups = None
+    if label_groups is not None:
+        groups, class_names = _check_label_groups(label_groups, label_values, class_names)
+    spec = intensity or Intensity()
+    if on_unreadable not in ("skip", "error"):
+        raise MedclError(f"data.on_unreadable is {on_unreadable!r}; use skip or error.")
     files = _list_images(images, masks, mask_suffix)
     pairs = _pair_masks(files, images, masks, mask_suffix)
 
@@ -112,17 +156,45 @@ def load_folder(
         "version": _CACHE_VERSION,
         "mask_suffix": mask_suffix,
         "label_values": values,
+        "label_groups": sorted(groups.items()) if groups is not None else None,
         "class_names": list(class_names) if class_names is not None else None,
         "image_size": list(size),
         "channels": channels,
         "volume_axis": volume_axis,
+        "on_unreadable": on_unreadable,
+        "intensity": spec.settings(),
     }
-    return decode_cached(
-        lambda: _decode(pairs, values, class_names, size, channels, volume_axis),
+    imageset = decode_cached(
+        lambda: _decode(
+            pairs, values, class_names, size, channels, volume_axis, on_unreadable, groups, spec
+        ),
         pairs,
         settings,
         cache_dir,
         mmap_threshold,
+    )
+    if imageset.unreadable:
+        _say_unreadable(imageset.unreadable, len(pairs), Path(images))
+    return imageset
+
+
+def _unreadable_list(skipped: list[tuple[str, str]], limit: int | None = None) -> str:
+    shown = skipped if limit is None else skipped[:limit]
+    text = "; ".join(f"{name} ({reason})" for name, reason in shown)
+    if len(shown) < len(skipped):
+        text += f"; and {len(skipped) - len(shown)} more"
+    return text
+
+
+def _say_unreadable(skipped: list[tuple[str, str]], total: int, root: Path) -> None:
+    import sys
+
+    print(
+        f"medcl: left out {len(skipped)} of {total} files in '{root}' that cannot be read: "
+        f"{_unreadable_list(skipped, 3)}; fix or remove them, or set "
+        "data.on_unreadable=error to stop at them.",
+        file=sys.stderr,
+        flush=True,
     )
 
 
@@ -186,6 +258,45 @@ def _check_label_values(
             f"{len(values)} values; give one name per value."
         )
     return values
+
+
+def _check_label_groups(
+    label_groups: Mapping[str, Sequence[int]],
+    label_values: Sequence[int] | None,
+    class_names: Sequence[str] | None,
+) -> tuple[dict[int, int], list[str]]:
+    """``{stored value: class}`` and the class names (background first) of ``label_groups``."""
+    if label_values is not None or class_names is not None:
+        key = "data.label_values" if label_values is not None else "data.class_names"
+        raise MedclError(
+            f"Set either data.label_groups or {key}, not both: the groups name the classes "
+            "and list their stored values."
+        )
+    if not label_groups:
+        raise MedclError(
+            "data.label_groups is empty; map each class name to its stored mask values, "
+            "e.g. {frontal: [101, 102]}."
+        )
+    lookup: dict[int, int] = {}
+    names = ["background"]
+    for name, values in label_groups.items():
+        name = str(name)
+        if name == "background":
+            raise MedclError(
+                "data.label_groups names a group 'background'; every value outside the "
+                "groups is background already, so leave that group out."
+            )
+        if not list(values):
+            raise MedclError(f"data.label_groups.{name} is empty; list its stored mask values.")
+        for v in values:
+            if int(v) in lookup:
+                raise MedclError(
+                    f"Stored value {int(v)} is in data.label_groups.{name} and "
+                    f"data.label_groups.{names[lookup[int(v)]]}; put each value in one group."
+                )
+            lookup[int(v)] = len(names)
+        names.append(name)
+    return lookup, names
 
 
 # ----------------------------------------------------------------------------- files
@@ -275,13 +386,31 @@ def _decode(
     size: tuple[int, int],
     channels: int | None,
     axis: int,
+    on_unreadable: str = "error",
+    groups: dict[int, int] | None = None,
+    intensity: Intensity | None = None,
 ) -> ImageSet:
+    """Decode ``pairs``; ``intensity`` None: each reader's own scaling (the ISIC layout)."""
     images: list[np.ndarray] = []
+    deferred: list[tuple[int, ImageReader, dict]] = []  # scaled by data-set percentiles
+    little: list[tuple[str, float, float, str]] = []  # images using <1% of their type's range
     masks, has_mask, ids, volume_ids, positions = [], [], [], [], []
     found: set[int] = set()  # classes seen in the masks
+    skipped: list[tuple[str, str]] = []  # (file name, reason) of the files that cannot be read
     for image_path, mask_path in tqdm(pairs, desc="Decoding images", unit="file", disable=None):
         reader = reader_for(image_path)
-        data, meta = reader.read(image_path, axis)
+        try:
+            if intensity is None:
+                data, meta = reader.read(image_path, axis)
+            else:
+                data, meta = reader.read_values(image_path, axis)
+            if mask_path is not None:
+                labels, _ = reader_for(mask_path).read_labels(mask_path, axis)
+        except UnreadableFile as exc:
+            if len(pairs) == 1:
+                raise  # one file: its reader's own sentence says it best
+            skipped.append((Path(exc.path).name, exc.reason))
+            continue
         if channels is None:
             channels = int(data.shape[1])
         if not images:  # the decoded set and its concatenation, before they are allocated
@@ -291,17 +420,26 @@ def _decode(
                 f"Decoding {total} images at data.image_size={list(size)}",
                 "lower data.image_size, or use fewer images",
             )
+        if intensity is not None:
+            span = uses_little_of_its_type(data)
+            if span is not None:
+                little.append((image_path.name, *span, str(data.dtype)))
+            if intensity.per_dataset(data.dtype):
+                deferred.append((len(images), reader, meta))
+                data = data.astype(np.float32)
+            else:
+                data = reader.finish(intensity.apply(data, intensity.bounds(data)), meta)
         data = _convert_channels(data, channels, image_path)
         n = data.shape[0]
         if mask_path is not None:
-            labels, _ = reader_for(mask_path).read_labels(mask_path, axis)
             _check_mask_shape(labels, data, mask_path, image_path, meta["is_volume"])
-            labels, classes = _remap(labels, label_values, class_names, mask_path)
+            labels, classes = _remap(labels, label_values, class_names, mask_path, groups)
             found.update(classes)
             masks.append(_resize_masks(labels, size))
         else:
             masks.append(np.zeros((n, *size), dtype=np.int64))
-        images.append(_resize_images(data, size))
+        deferring = bool(deferred) and deferred[-1][0] == len(images)
+        images.append(_resize_images(data, size, clip=not deferring))
         has_mask += [mask_path is not None] * n
         stem = file_stem(image_path)
         if meta["is_volume"]:
@@ -312,6 +450,16 @@ def _decode(
             ids.append(stem)
             volume_ids.append("")
             positions.append(float("nan"))
+    if skipped and (on_unreadable == "error" or not images):
+        raise MedclError(_unreadable_message(skipped, len(pairs), pairs[0][0].parent))
+    if deferred:
+        assert intensity is not None
+        values = np.concatenate([sample_values(images[i]) for i, _, _ in deferred])
+        bounds = percentile_bounds(values, intensity.percentiles)
+        for i, reader, meta in deferred:
+            images[i] = reader.finish(intensity.apply(images[i], bounds), meta)
+    if little and intensity is not None:
+        _say_little(little, len(pairs), intensity)
     return ImageSet(
         images=np.concatenate(images),
         masks=np.concatenate(masks),
@@ -320,6 +468,42 @@ def _decode(
         volume_ids=np.array(volume_ids, dtype=object),
         positions=np.array(positions, dtype=np.float64),
         class_names=_class_names(label_values, class_names, found, pairs),
+        unreadable=skipped,
+    )
+
+
+def _say_little(little: list[tuple[str, float, float, str]], total: int, spec: Intensity) -> None:
+    """One warning for every image whose values span under 1% of its stored type's range."""
+    import sys
+
+    name, lo, hi, dtype = little[0]
+    rng = type_range(np.dtype(dtype))
+    assert rng is not None
+    if spec.by_type(np.dtype(dtype)):
+        tail = (
+            "scaled by that range they are nearly uniform; set data.intensity.scale=percentile "
+            "to scale each by its own values, or data.intensity.window=[lo, hi]"
+        )
+    else:
+        tail = f"they are scaled by their own values (data.intensity.scale={spec.scale})"
+    print(
+        f"medcl: warning: {len(little)} of {total} images use under 1% of their type's range "
+        f"(e.g. '{name}': values {lo:g}-{hi:g} of {dtype}'s {rng[0]:g}-{rng[1]:g}); {tail}.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _unreadable_message(skipped: list[tuple[str, str]], total: int, folder: Path) -> str:
+    if len(skipped) == total:
+        return (
+            f"None of the {total} files in '{folder}' can be read: "
+            f"{_unreadable_list(skipped, 5)}; check that data.images holds image files."
+        )
+    return (
+        f"{len(skipped)} of the {total} files in '{folder}' cannot be read: "
+        f"{_unreadable_list(skipped)}; fix or remove them, or set data.on_unreadable=skip to "
+        "leave them out."
     )
 
 
@@ -356,9 +540,13 @@ def _remap(
     label_values: list[int] | None,
     class_names: Sequence[str] | None,
     path: Path,
+    groups: dict[int, int] | None = None,
 ) -> tuple[np.ndarray, set[int]]:
     """Stored values -> classes ``0..C-1``; also returns the classes present."""
     found, inverse = np.unique(labels, return_inverse=True)
+    if groups is not None:  # any value outside the groups is background
+        table = np.array([groups.get(int(v), 0) for v in found], dtype=np.int64)
+        return table[inverse].reshape(labels.shape), set(table.tolist())
     if label_values is not None:
         lookup = {v: i for i, v in enumerate(label_values)}
         bad = [int(v) for v in found if int(v) not in lookup]
@@ -408,7 +596,8 @@ def _class_names(
     return ["background"] + [f"class_{i}" for i in range(1, n)]
 
 
-def _resize_images(data: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _resize_images(data: np.ndarray, size: tuple[int, int], clip: bool = True) -> np.ndarray:
+    """Bilinear with antialiasing; ``clip=False`` for stored values not yet scaled."""
     if data.shape[2:] == size:
         return np.ascontiguousarray(data, dtype=np.float32)
     out = F.interpolate(
@@ -418,7 +607,7 @@ def _resize_images(data: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         align_corners=False,
         antialias=True,
     )
-    return out.clamp_(0.0, 1.0).numpy()
+    return (out.clamp_(0.0, 1.0) if clip else out).numpy()
 
 
 def _resize_masks(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -503,6 +692,7 @@ class _Cache:
                     k: np.array(v, dtype=object)
                     for k, v in meta.get("reference_labels", {}).items()
                 },
+                unreadable=[(str(n), str(r)) for n, r in meta.get("unreadable", [])],
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             _say_damaged(meta_path, type(exc).__name__)  # a damaged entry is decoded again
@@ -536,6 +726,7 @@ class _Cache:
                 "reference_labels": {
                     k: [str(x) for x in v] for k, v in imageset.reference_labels.items()
                 },
+                "unreadable": [list(item) for item in imageset.unreadable],
             }
             # written last: its presence marks a complete cache entry
             self._write(self._path("meta.json"), lambda f: f.write(json.dumps(meta).encode()))

@@ -29,6 +29,8 @@ class ImageSet:
             them (dsb2018), else None; for instance-level metrics, never a training target.
         reference_labels: named ``(N,)`` arrays that *judge* unsupervised results (e.g.
             dsb2018's appearance group); no method may read them.
+        unreadable: ``(file name, reason)`` of every file a loader skipped because it could
+            not be read (``data.on_unreadable=skip``), so that it can say so.
     """
 
     images: np.ndarray
@@ -42,6 +44,7 @@ class ImageSet:
     group_ids: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
     instances: np.ndarray | None = None
     reference_labels: dict[str, np.ndarray] = field(default_factory=dict)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -105,4 +108,5 @@ class ImageSet:
             group_ids=self.group_ids[idx],
             instances=None if self.instances is None else self.instances[idx],
             reference_labels={k: v[idx] for k, v in self.reference_labels.items()},
+            unreadable=list(self.unreadable),
         )

@@ -25,15 +25,18 @@ class LabelledImageSet:
 
     Attributes:
         data: the images, with ``split`` set to 'train', 'val' or 'test'.
-        labels: ``(N,)`` int64 class of every image, in ``0..len(label_names)-1``.
+        labels: ``(N,)`` int64 class of every image, in ``0..len(label_names)-1``; None for
+            images without labels (``medcl stratify`` on a folder: nothing to judge against).
         label_names: a name per class.
     """
 
     data: ImageSet
-    labels: np.ndarray
+    labels: np.ndarray | None
     label_names: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.labels is None:
+            return
         self.labels = np.asarray(self.labels, dtype=np.int64).ravel()
         if len(self.labels) != len(self.data):
             raise ValueError(f"labels must have one entry per image ({len(self.data)})")

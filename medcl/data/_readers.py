@@ -13,7 +13,8 @@ metadata dict. All readers return the same layout, so callers never branch on th
 The metadata always holds ``path``, ``format``, ``is_volume`` (True for NIfTI files, multi-page
 TIFF stacks and multi-frame DICOM), ``num_slices`` and ``dtype`` (the stored pixel type).
 
-How intensities are scaled to [0, 1]:
+How :meth:`ImageReader.read` scales intensities to [0, 1] (folders of images go through
+:meth:`ImageReader.read_values` and ``data.intensity`` instead, :mod:`medcl.data._intensity`):
 
 * PNG, JPEG, BMP, TIFF: by the range of the stored type (``uint8 / 255``, ``uint16 / 65535``,
   booleans as 0/1); other integer and float types by min-max per image. RGBA and LA images
@@ -47,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from medcl.errors import MedclError
+from medcl.errors import MedclError, UnreadableFile
 
 __all__ = [
     "READERS",
@@ -166,6 +167,23 @@ class ImageReader:
         """
         return self._checked_load(path, axis, labels=False, what="image")
 
+    def read_values(self, path: PathLike, axis: int = 2) -> tuple[np.ndarray, dict[str, Any]]:
+        """Stored values of ``path`` in their physical units, ``(S, C, H, W)``, not scaled.
+
+        The same as :meth:`read_raw` except for DICOM, whose rescale slope and intercept are
+        applied (Hounsfield units for CT). For :class:`~medcl.data._intensity.Intensity`;
+        pass the scaled result through :meth:`finish`.
+        """
+        data, meta = self._checked_load(path, axis, labels=False, what="image")
+        return self._physical(data, meta), meta
+
+    def finish(self, scaled: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        """What follows scaling to [0, 1] (DICOM MONOCHROME1: inverted, bright = high)."""
+        return scaled
+
+    def _physical(self, data: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        return data
+
     def read_labels(self, path: PathLike, axis: int = 2) -> tuple[np.ndarray, dict[str, Any]]:
         """Stored label values of ``path`` as ``(S, H, W)`` int64, and metadata."""
         data, meta = self._checked_load(path, axis, labels=True, what="mask")
@@ -182,14 +200,18 @@ class ImageReader:
         except MedclError:
             raise
         except Exception as exc:  # the libraries raise many types for broken files
-            raise MedclError(
+            raise UnreadableFile(
+                path,
+                _reason(exc),
                 f"Cannot read {what} '{path}': {_reason(exc)}. "
-                f"Check that it is a valid {self.format} file."
+                f"Check that it is a valid {self.format} file.",
             ) from exc
         if data.ndim != 4 or 0 in data.shape:
-            raise MedclError(
+            raise UnreadableFile(
+                path,
+                f"an array of shape {data.shape}, not an image",
                 f"Cannot read {what} '{path}': it holds an array of shape {data.shape}, not an "
-                f"image. Check that it is a valid {self.format} file."
+                f"image. Check that it is a valid {self.format} file.",
             )
         if not labels and data.dtype.kind in "fc" and not np.isfinite(data).all():
             bad = int(np.count_nonzero(~np.isfinite(data)))
@@ -337,10 +359,17 @@ class DicomReader(ImageReader):
 
     def _scale(self, data: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
         values = data.astype(np.float32) * meta["rescale_slope"] + meta["rescale_intercept"]
-        out = _minmax(values)
+        return self.finish(_minmax(values), meta)
+
+    def _physical(self, data: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        if meta["rescale_slope"] == 1 and meta["rescale_intercept"] == 0:
+            return data  # the stored type, whose range data.intensity.scale=type may use
+        return data.astype(np.float32) * meta["rescale_slope"] + meta["rescale_intercept"]
+
+    def finish(self, scaled: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
         if meta["photometric"] == "MONOCHROME1":
-            out = 1.0 - out
-        return out
+            return 1.0 - scaled
+        return scaled
 
 
 class NiftiReader(ImageReader):

@@ -203,7 +203,40 @@ def _splits_from_csv(imageset: ImageSet, split_csv: str | os.PathLike) -> np.nda
             f"The split file '{path}' gives no split for {len(missing)} images ({shown}); "
             "add a row for every image."
         )
+    _warn_split_groups(imageset, split, path)
     return split
+
+
+def _warn_split_groups(imageset: ImageSet, split: np.ndarray, path: str) -> None:
+    """One line on stderr when the CSV puts images of one volume (or group) in two splits.
+
+    Slices of one patient in train and test let the test score what training has seen, so
+    the CSV is accepted (the user may mean it) but never without a word.
+    """
+    import sys
+
+    group_of, _ = _groups(imageset)
+    named: dict[int, str] = {}
+    spans: dict[int, set[str]] = {}
+    for i, g in enumerate(group_of.tolist()):
+        if g not in named:
+            grp, vol = imageset.group_ids[i], imageset.volume_ids[i]
+            named[g] = f"group '{grp}'" if grp != "" else f"volume '{vol}'"
+        spans.setdefault(g, set()).add(str(split[i]))
+    leaky = [g for g, names in spans.items() if len(names) > 1]
+    if not leaky:
+        return
+    shown = "; ".join(
+        f"{named[g]} in {' and '.join(s for s in SPLITS if s in spans[g])}" for g in leaky[:3]
+    )
+    more = f"; and {len(leaky) - 3} more" if len(leaky) > 3 else ""
+    print(
+        f"medcl: warning: the split file '{path}' puts the slices of one volume in more than "
+        f"one split ({shown}{more}), so test images share a volume with training images; "
+        "list each volume id once (it covers all its slices) to keep volumes whole.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _read_split_rows(

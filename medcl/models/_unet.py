@@ -62,6 +62,8 @@ class UNetEncoder(nn.Module):
         self.in_channels = in_channels
         self.channels = tuple(int(c) for c in channels)
         self.spatial_dims = spatial_dims
+        self.norm = norm
+        self.num_res_units = num_res_units
         widths = (in_channels, *self.channels)
         self.levels = nn.ModuleList(
             _block(spatial_dims, widths[i], widths[i + 1], 1 if i == 0 else 2, norm, num_res_units)

@@ -73,6 +73,17 @@ def write_report(run: RunDir, data=None) -> Path:
     sections: list[tuple[str, str, Path | None]] = []  # (title, markdown text, png)
 
     rows = results["rows"]
+    stopped = run.read_json("stopped.json")
+    if stopped:  # pretrained, then nothing to fine-tune on (no masks, or no val/test split)
+        encoders = "\n".join(f"- `{e}`" for e in stopped.get("encoders", []))
+        sections.append(
+            (
+                "Stopped before fine-tuning",
+                f"{stopped.get('reason', '')}\n\nPretrained encoders (load one with "
+                f"`medcl.load_encoder(run_dir, method, seed)`):\n\n{encoders}\n",
+                None,
+            )
+        )
     if rows:
         timing = ", ".join(f"{k} {v:.0f} s" for k, v in results.get("stage_seconds", {}).items())
         layout = (config.get("data") or {}).get("layout")
@@ -107,7 +118,8 @@ def write_report(run: RunDir, data=None) -> Path:
                     f" (knee of the curve at k = {summary['elbow_k']})."
                     if summary.get("elbow_k")
                     else " (fixed)."
-                ),
+                )
+                + (f"\n\n**Warning:** {summary['warning']}." if summary.get("warning") else ""),
                 _save(P.elbow_figure(summary), run.file("plots", "elbow.png")),
             )
         )

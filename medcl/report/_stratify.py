@@ -18,12 +18,17 @@ def _show(img: np.ndarray) -> np.ndarray:
     return img[0] if img.shape[0] == 1 else np.moveaxis(img[:3], 0, -1)
 
 
-def tsne_figure(points: np.ndarray, labels: np.ndarray, clusters: np.ndarray, decoded: np.ndarray):
-    """Two t-SNE panels (true label, cluster) with each decoded prototype at its cluster's mean."""
+def tsne_figure(
+    points: np.ndarray, labels: np.ndarray | None, clusters: np.ndarray, decoded: np.ndarray
+):
+    """t-SNE panels (true label if known, cluster), each decoded prototype at its cluster's mean."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
-    for ax, colour, title in ((axes[0], labels, "true label"), (axes[1], clusters, "cluster")):
+    panels = [(clusters, "cluster")] if labels is None else [(labels, "true label")]
+    panels += [(clusters, "cluster")] if labels is not None else []
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5.5), squeeze=False)
+    axes = axes[0]
+    for ax, (colour, title) in zip(axes, panels, strict=True):
         sc = ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="tab20", s=5, alpha=0.7)
         ax.set_title(f"t-SNE of the latent space, coloured by {title}")
         ax.set_xticks([])
@@ -35,7 +40,7 @@ def tsne_figure(points: np.ndarray, labels: np.ndarray, clusters: np.ndarray, de
             continue
         xy = points[members].mean(0)
         box = OffsetImage(_show(img), zoom=1.2, cmap="gray")
-        axes[1].add_artist(AnnotationBbox(box, xy, frameon=True, pad=0.1))
+        axes[-1].add_artist(AnnotationBbox(box, xy, frameon=True, pad=0.1))
     fig.tight_layout()
     return fig
 
@@ -110,7 +115,7 @@ def write_stratify_report(
     from medcl.stages.stratify import metrics_markdown
 
     data = ds.data
-    te = data.indices(cfg.data.eval_split)
+    te = data.indices(cfg.data.eval_split if ds.labels is not None else "train")
     rng = np.random.default_rng(0)
     pick = np.sort(rng.choice(te, size=min(cfg.evaluate.tsne_points, len(te)), replace=False))
     perplexity = float(min(30, max(2, (len(pick) - 1) // 3)))
@@ -123,7 +128,9 @@ def write_stratify_report(
             "Latent space",
             "",
             _save(
-                tsne_figure(pts, ds.labels[pick], clusters[pick], decoded),
+                tsne_figure(
+                    pts, None if ds.labels is None else ds.labels[pick], clusters[pick], decoded
+                ),
                 run.file("plots", "tsne.png"),
             ),
         ),

@@ -12,6 +12,7 @@ import torch
 from medcl.config import Config
 from medcl.data import (
     ImageSet,
+    Intensity,
     assign_splits,
     kfold_splits,
     load_builtin,
@@ -27,8 +28,17 @@ from medcl.models import UNetEncoder
 from medcl.rundir import say as say  # the stages' progress lines
 
 
-def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
-    """The configured data set, split into train/val/test."""
+def load_data(cfg: Config, cache_dir: Path | None = None, *, need_masks: bool = True) -> ImageSet:
+    """The configured data set, split into train/val/test.
+
+    ``need_masks=False`` is for the stages that learn without labels (features, cluster,
+    pretrain): they need training images only, so a set without masks, or with empty val
+    and test splits, is accepted. With ``need_masks`` (fine-tuning, evaluation) the reason
+    :func:`finetune_blocker` gives, if any, is an error.
+
+    When no image has a mask and no split is fixed (``data.split_csv``, ``data.folds``),
+    every image is a training image: val and test would hold images that nothing scores.
+    """
     d = cfg.data
     factor = 2 ** (len(cfg.model.channels) - 1)
     if d.image_size[0] % factor or d.image_size[1] % factor:
@@ -62,6 +72,9 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
             channels=d.channels,
             volume_axis=d.volume_axis,
             cache_dir=cache_dir,
+            on_unreadable=d.on_unreadable,
+            label_groups=d.label_groups,
+            intensity=Intensity(**d.intensity.model_dump()),
         )
     else:
         raise MedclError(
@@ -79,25 +92,87 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
         )
     elif d.layout != "isic2017" and not d.dataset:  # those come with their split
         data = assign_splits(data, d.val_fraction, d.test_fraction, d.split_seed, d.split_csv)
-    where = (
-        f"data.split_csv ('{d.split_csv}')"
-        if d.split_csv
-        else "data.val_fraction / data.test_fraction"
-    )
+    if not data.has_mask.any() and not d.split_csv and d.folds is None:
+        data.split = np.full(len(data), "train", dtype=object)
+    if len(data.indices("train")) == 0:
+        raise MedclError(
+            f"The train split is empty ({len(data)} images in all); add images or change "
+            f"{_split_keys(cfg)}."
+        )
+    _check_masks(cfg, data)
+    if need_masks:
+        reason = finetune_blocker(cfg, data)
+        if reason:
+            raise MedclError(reason)
+    _check_finite(data)
+    return data
+
+
+def _split_keys(cfg: Config) -> str:
+    d = cfg.data
+    if d.split_csv:
+        return f"data.split_csv ('{d.split_csv}')"
+    return "data.val_fraction / data.test_fraction"
+
+
+def finetune_blocker(cfg: Config, data: ImageSet) -> str | None:
+    """Why fine-tuning and scoring cannot run on ``data``, in one sentence; None if they can.
+
+    They cannot when no image has a mask, or when a split is empty (``data.val_fraction=0
+    data.test_fraction=0``); pretraining needs neither. ``medcl run`` then pretrains and
+    stops with this sentence. Masks that are there but unusable (none in a split that has
+    images, or background only) are a mistake in the data instead, which
+    :func:`load_data` reports as an error whatever the stage.
+    """
+    if not data.has_mask.any():
+        return (
+            "No image has a mask, so there is nothing to fine-tune on or score; give masks "
+            "(data.masks) to fine-tune, or use the pretrained encoders as they are."
+        )
     for split in ("train", "val", "test"):
         if len(data.indices(split)) == 0:
-            raise MedclError(
-                f"The {split} split is empty ({len(data)} images in all); add images or change "
-                f"{where}."
-            )
+            return _empty_split(cfg, data, split)
+    return None
+
+
+def _empty_split(cfg: Config, data: ImageSet, split: str) -> str:
+    """Why ``split`` is empty, naming what would fill it (volumes, data.split_csv)."""
+    d = cfg.data
+    if d.split_csv:
+        return (
+            f"The {split} split is empty: data.split_csv ('{d.split_csv}') puts none of the "
+            f"{len(data)} images there; give some images the split '{split}' in that file."
+        )
+    volumes = sorted({str(v) for v in data.volume_ids if v != ""})
+    if volumes and len(volumes) < 3:
+        names = ", ".join(f"'{v}'" for v in volumes)
+        return (
+            f"The {split} split is empty: the {len(data)} images are slices of "
+            f"{len(volumes)} volume{'s' if len(volumes) > 1 else ''} ({names}), and all slices "
+            "of a volume stay in one split, so no fraction can fill it; add volumes, or list "
+            "the split of every slice in data.split_csv (columns id,split; slices of one "
+            "volume in two splits leak between them)."
+        )
+    return (
+        f"The {split} split is empty ({len(data)} images in all); add images or change "
+        f"{_split_keys(cfg)}."
+    )
+
+
+def _check_masks(cfg: Config, data: ImageSet) -> None:
+    """Given masks must be usable: some in every split that has images, not all background."""
+    if not data.has_mask.any():
+        return
     for split in ("train", "val", "test"):
         idx = data.indices(split)
+        if not len(idx):
+            continue
         masked = idx[data.has_mask[idx]]
         if not len(masked):
             need = "fine-tuning" if split == "train" else "Dice"
             raise MedclError(
                 f"No image of the {split} split has a mask, and {need} needs masks there; add "
-                f"masks (data.masks) or change {where}."
+                f"masks (data.masks) or change {_split_keys(cfg)}."
             )
         if not _any_foreground(data.masks, masked):
             raise MedclError(
@@ -105,8 +180,6 @@ def load_data(cfg: Config, cache_dir: Path | None = None) -> ImageSet:
                 "nothing to segment; check data.masks and data.label_values (the stored value "
                 "of each class, background first)."
             )
-    _check_finite(data)
-    return data
 
 
 def _any_foreground(masks: np.ndarray, idx: np.ndarray) -> bool:
@@ -155,6 +228,12 @@ def _check_data_keys(cfg: Config) -> None:
             )
         if d.layout != "isic2017" and d.extra_images:
             raise MedclError(f"data.extra_images is for data.layout=isic2017, not {d.layout}.")
+    if d.label_groups is not None and not d.images:
+        raise MedclError(
+            "data.label_groups maps the stored values of masks in data.masks; the built-in "
+            "data sets and the isic2017, mmwhs and dsb2018 layouts have their own classes, so "
+            "leave it unset."
+        )
     fixed = "isic2017" if d.layout == "isic2017" else d.dataset
     if d.folds is not None and fixed:
         raise MedclError(

@@ -7,14 +7,44 @@ import time
 import numpy as np
 
 from medcl._load import load_npy
-from medcl.cluster import CLUSTERERS, WardClustering, elbow_curve
+from medcl.cluster import (
+    CLUSTERERS,
+    WardClustering,
+    degeneracy,
+    elbow_curve,
+    largest_sound_k,
+)
 from medcl.config import Config
 from medcl.data import ImageSet
 from medcl.errors import MedclError
-from medcl.rundir import RunDir, atomic_save_npy
+from medcl.rundir import RunDir, atomic_save_npy, say
 from medcl.stages._checks import check_summary, check_trained
 from medcl.stages._deps import cluster_deps, features_deps
 from medcl.stages._done import require_current, reusable, write_record
+
+
+def _sound_k(ward, k: int, k_min: int, n: int, fixed: bool) -> tuple[int, str | None]:
+    """``k``, or the largest smaller cut of the Ward tree that is not degenerate; and a warning.
+
+    A k the user fixed (``cluster.k``) is kept, with the warning only.
+    """
+    sizes = np.bincount(ward.labels_for(k)).tolist()
+    problem = degeneracy(sizes, n)
+    if problem is None:
+        return k, None
+    if fixed:
+        return k, f"cluster.k = {k} for {n} images is degenerate: {problem}; kept as set"
+    sound = largest_sound_k(ward.labels_for, k, min(k_min, k))
+    if sound is None:
+        return k, (
+            f"the elbow chose k = {k} for {n} images and {problem}; no k from "
+            f"{min(k_min, k)} to {k} avoids that, so k = {k} is kept (more images, or a "
+            "fixed cluster.k, would help)"
+        )
+    return sound, (
+        f"the elbow chose k = {k} for {n} images, but {problem}; using k = {sound}, the "
+        "largest k below it without that (set cluster.k to choose k yourself)"
+    )
 
 
 def run_cluster(run: RunDir, cfg: Config, data: ImageSet) -> dict:
@@ -42,10 +72,14 @@ def run_cluster(run: RunDir, cfg: Config, data: ImageSet) -> dict:
     k_values = list(range(k_range[0], k_range[1] + 1))
     # With a fixed k the curve is still drawn in the report, for the user to compare.
     curve = ward.curve_ if ward.curve_ is not None else elbow_curve(X, ward, k_values)
+    chosen = int(ward.n_clusters_)
+    warning = None
+    if c.method != "dbscan":
+        chosen, warning = _sound_k(ward, chosen, c.k_min, n, fixed=c.k is not None)
     if c.method == "ward":
-        labels, k = ward.labels_, int(ward.n_clusters_)
+        labels, k = ward.labels_for(chosen), chosen
     elif c.method == "kmeans":
-        model = CLUSTERERS["kmeans"](n_clusters=int(ward.n_clusters_), random_state=0).fit(X)
+        model = CLUSTERERS["kmeans"](n_clusters=chosen, random_state=0).fit(X)
         labels, k = model.labels_, int(model.n_clusters_)
     else:
         model = CLUSTERERS["dbscan"]().fit(X)
@@ -55,14 +89,22 @@ def run_cluster(run: RunDir, cfg: Config, data: ImageSet) -> dict:
         noise = labels < 0
         labels[noise] = labels.max() + 1 + np.arange(noise.sum())
         k = int(model.n_clusters_)
+    sizes = np.bincount(np.unique(labels, return_inverse=True)[1]).tolist()
+    if c.method == "kmeans" or c.method == "dbscan":  # their own clusters, not Ward's cut
+        problem = degeneracy(sizes, n)
+        if problem and not warning:
+            warning = f"the {c.method} clusters are degenerate: {problem}"
+    if warning:
+        say(f"warning: cluster: {warning}")
     atomic_save_npy(run.file("cluster", "labels.npy"), np.asarray(labels, dtype=np.int64))
     summary = {
         "method": c.method,
         "k": k,
+        "warning": warning,
         "elbow_k": None if ward.elbow_k_ is None else int(ward.elbow_k_),
         "k_values": k_values,
         "curve": [float(v) for v in curve],
-        "sizes": np.bincount(np.unique(labels, return_inverse=True)[1]).tolist(),
+        "sizes": sizes,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     return write_record(run, "cluster/summary.json", summary, deps, ["cluster/labels.npy"])

@@ -9,20 +9,33 @@ import numpy as np
 
 from medcl.config import Config, load_config, read_yaml, to_dict
 from medcl.data import ImageSet
+from medcl.errors import MedclError
 from medcl.evaluate import cluster_agreement, format_table, results_markdown
 from medcl.rundir import RunDir, atomic_write_text
 from medcl.stages._checks import check_result
-from medcl.stages._common import check_against_data, load_data, say, timed
+from medcl.stages._common import check_against_data, finetune_blocker, load_data, say, timed
 from medcl.stages._deps import evaluate_deps
 from medcl.stages._done import read_payload, reusable
 from medcl.stages.cluster import run_cluster
 from medcl.stages.features import run_features
 from medcl.stages.finetune import cell_dir, run_evaluate_cell, run_finetune
-from medcl.stages.pretrain import check_method_applies, method_or_error, run_pretrain
+from medcl.stages.pretrain import (
+    check_method_applies,
+    encoder_path,
+    method_or_error,
+    run_pretrain,
+)
 from medcl.train import make_fabric, set_threads, single_device
 
 # What the end of a run writes from the stages' records; nothing else reads them.
-SUMMARIES = ("results.json", "table.md", "table.csv", "report.md", "report.html")
+SUMMARIES = (
+    "results.json",
+    "table.md",
+    "table.csv",
+    "report.md",
+    "report.html",
+    "stopped.json",
+)
 
 
 def demo_config(quick: bool = False, overrides: list[str] | None = None) -> Config:
@@ -49,6 +62,7 @@ def prepare(run: RunDir, cfg: Config, distributed: bool = True):
 
 def collect_results(run: RunDir, cfg: Config, data: ImageSet, stage_seconds: dict) -> dict:
     """Gather every finished cell into ``results.json``, ``table.md`` and ``table.csv``."""
+    run.retract("stopped.json")  # fine-tuning ran after all (masks added later)
     summary = read_payload(run, "cluster/summary.json") or {}
     agreement = run.read_json("cluster/agreement.json") or {}
     rows = []
@@ -116,9 +130,9 @@ def write_agreement(run: RunDir, data: ImageSet) -> dict:
     return agreement
 
 
-def checked_data(run: RunDir, cfg: Config) -> ImageSet:
+def checked_data(run: RunDir, cfg: Config, need_masks: bool = True) -> ImageSet:
     """The run's data, with every setting that needs the data checked before any training."""
-    data = load_data(cfg, cache_dir=run.path / "cache")
+    data = load_data(cfg, cache_dir=run.path / "cache", need_masks=need_masks)
     check_against_data(cfg, data)
     for m in cfg.run.methods:
         check_method_applies(m, data)
@@ -127,7 +141,10 @@ def checked_data(run: RunDir, cfg: Config) -> ImageSet:
 
 def _pretrain_only(run: RunDir, cfg: Config, fabric) -> dict:
     """What a process other than rank 0 does under DDP: its share of every pretraining."""
-    data = checked_data(run, cfg)  # the same checks as rank 0, so that all fail together
+    data = checked_data(run, cfg, need_masks=False)  # as on rank 0, so all fail together
+    reason = finetune_blocker(cfg, data)
+    if reason and not _pretrains(cfg):
+        raise MedclError(reason)
     fabric.barrier()  # rank 0 computes features and pseudo-labels meanwhile
     for seed in cfg.run.all_seeds():
         for method in cfg.run.methods:
@@ -136,6 +153,21 @@ def _pretrain_only(run: RunDir, cfg: Config, fabric) -> dict:
             run_pretrain(run, cfg, method, seed, data, fabric)
             fabric.barrier()  # rank 0 fine-tunes meanwhile
     return {"rows": [], "rank": fabric.global_rank}
+
+
+def _pretrains(cfg: Config) -> list[str]:
+    """The methods of ``cfg`` that pretrain an encoder (all but random init)."""
+    return [m for m in cfg.run.methods if method_or_error(m).pretrains]
+
+
+def _stopped(run: RunDir, cfg: Config, reason: str) -> dict:
+    """The end of a run that pretrained and cannot fine-tune: the reason and the encoders.
+
+    Written to ``stopped.json`` too; the command line prints the reason as one line.
+    """
+    encoders = [str(encoder_path(run, m, s)) for m in _pretrains(cfg) for s in cfg.run.seeds_for(m)]
+    run.write_json("stopped.json", {"reason": reason, "encoders": encoders})
+    return {"rows": [], "stopped": reason, "encoders": encoders}
 
 
 def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict:
@@ -159,11 +191,16 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
     solo = single_device(fabric, cfg.run.precision)
     seconds: dict = {}
     with timed(seconds, "load"):
-        data = checked_data(run, cfg)
+        data = checked_data(run, cfg, need_masks=False)
+    # Without masks (or without val/test images) the run pretrains and stops there.
+    blocker = finetune_blocker(cfg, data)
+    if blocker and not _pretrains(cfg):
+        raise MedclError(blocker)
     needs_clusters = any(method_or_error(m).uses_pseudo_labels for m in cfg.run.methods)
     say(
         f"{len(data)} images ({', '.join(f'{s} {len(data.indices(s))}' for s in ('train', 'val', 'test'))}), "
-        f"{data.num_classes} classes, run directory {run.path}"
+        f"{f'{data.num_classes} classes' if data.has_mask.any() else 'no masks'}, "
+        f"run directory {run.path}"
     )
     if needs_clusters:
         with timed(seconds, "features"):
@@ -191,7 +228,7 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
                     f"pretrain {method} seed {seed}: loss {pre['loss'][0]:.3f} -> "
                     f"{pre['loss'][-1]:.3f} ({pre['seconds']:.0f} s)"
                 )
-            for fraction in cfg.run.label_fractions:
+            for fraction in [] if blocker else cfg.run.label_fractions:
                 cell += 1
                 with timed(seconds, "finetune"):
                     ft = run_finetune(run, cfg, method, fraction, seed, data, solo)
@@ -209,6 +246,13 @@ def run_pipeline(cfg: Config, out: str | Path, make_report: bool = True) -> dict
         for k in set(seconds) | set(previous)
     }
     run.write_json("stage_seconds.json", total)
+    if blocker:
+        stopped = _stopped(run, cfg, blocker)
+        if make_report:  # the clustering and the pretraining losses, and why it stopped
+            from medcl.report import write_report
+
+            write_report(run, data=data)
+        return stopped
     results = collect_results(run, cfg, data, total)
     if make_report:
         from medcl.report import write_report

@@ -65,13 +65,21 @@ def load_stratify_data(cfg: StratifyConfig):
 
     if cfg.data.dataset == "mnist-5k":
         ds = load_mnist5k(cfg.data.val_fraction, cfg.data.split_seed)
+    elif cfg.data.dataset == "folder":  # images without labels: every one trains
+        from medcl.data import LabelledImageSet, load_folder
+
+        images = load_folder(
+            cfg.data.images or "", image_size=cfg.data.image_size, channels=cfg.data.channels
+        )
+        images.split = np.full(len(images), "train", dtype=object)
+        ds = LabelledImageSet(images, None)
     else:
         ds = load_medmnist(cfg.data.medmnist_path or "")
     if cfg.data.max_train is not None:
         train = ds.data.indices("train")
         drop = train[np.random.default_rng(0).permutation(len(train))[cfg.data.max_train :]]
         ds.data.split[drop] = ""
-    if len(ds.data.indices(cfg.data.eval_split)) == 0:
+    if ds.labels is not None and len(ds.data.indices(cfg.data.eval_split)) == 0:
         raise MedclError(
             f"data.eval_split='{cfg.data.eval_split}' holds no images; set data.val_fraction "
             "above 0 for 'val'."
@@ -89,6 +97,13 @@ def load_stratify_data(cfg: StratifyConfig):
             f"cluster.k_min <= {n - 1}."
         )
     return ds
+
+
+def eval_indices(cfg: StratifyConfig, ds) -> np.ndarray:
+    """The images the metrics and the report describe: ``data.eval_split``, or, without
+    labels (``data.dataset=folder``), the training images themselves."""
+    split = cfg.data.eval_split if ds.labels is not None else "train"
+    return ds.data.indices(split)
 
 
 def make_views(cfg: StratifyConfig, image_size: tuple[int, int]) -> nn.Module:
@@ -410,13 +425,8 @@ def train_supervised_cnn(cfg, x, y, fabric, epochs: int) -> nn.Sequential:
 
 def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
     """Run every phase (resuming finished ones) and write the results into ``out``."""
-    from medcl.data import stratified_split
     from medcl.evaluate import (
-        classification_scores,
         cluster_metrics,
-        knn_predict,
-        linear_probe,
-        majority_mapping,
     )
 
     t_start = time.perf_counter()
@@ -430,7 +440,8 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
     device = fabric.device
     ds = load_stratify_data(cfg)
     data, labels = ds.data, ds.labels
-    tr, te = data.indices("train"), data.indices(cfg.data.eval_split)
+    tr, te = data.indices("train"), eval_indices(cfg, ds)
+    eval_split = cfg.data.eval_split if labels is not None else "train"
     x_all = torch.from_numpy(np.ascontiguousarray(data.images, dtype=np.float32))
     x_tr = x_all[torch.from_numpy(tr)]
     seconds: dict[str, float] = {}
@@ -438,7 +449,8 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
     t0 = time.perf_counter()
     say(
         f"{cfg.data.dataset}: {len(tr)} train images, metrics on {len(te)} "
-        f"{cfg.data.eval_split} images, run directory {run.path}"
+        f"{eval_split} images{'' if labels is not None else ' (no labels)'}, run directory "
+        f"{run.path}"
     )
     model = train_warmup(cfg, run, x_tr, fabric, stratify_warmup_deps(cfg, data).fingerprint)
     seconds["warmup"] = time.perf_counter() - t0
@@ -493,57 +505,22 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
 
     # evaluation
     t0 = time.perf_counter()
-    y_tr, y_te = labels[tr], labels[te]
-    rng_seed = cfg.run.seed
-    mapped = stratified_split(y_tr, cfg.evaluate.mapping_fraction, rng_seed)
-    mapping = majority_mapping(clusters[tr][mapped], y_tr[mapped], k)
     rows: dict[str, dict[str, float]] = {}
-    rows["majority mapping"] = classification_scores(y_te, mapping[clusters[te]])
-    rows["kNN (k=5)" if cfg.evaluate.knn_k == 5 else f"kNN (k={cfg.evaluate.knn_k})"] = (
-        classification_scores(y_te, knn_predict(h_all[tr], y_tr, h_all[te], cfg.evaluate.knn_k))
-    )
-    probe = stratified_split(y_tr, cfg.evaluate.probe_fraction, rng_seed)
-    rows["linear probe"] = classification_scores(
-        y_te,
-        linear_probe(
-            h_all[tr][probe],
-            y_tr[probe],
-            h_all[te],
-            epochs=cfg.evaluate.probe_epochs,
-            lr=cfg.evaluate.probe_lr,
-            seed=rng_seed,
-        ),
-    )
-    cm = cluster_metrics(z_all[te], clusters[te], y_te)
+    if labels is not None:
+        rows = _label_metrics(cfg, fabric, x_all, h_all, clusters, labels, tr, te, k)
+    cm = cluster_metrics(z_all[te], clusters[te], None if labels is None else labels[te])
     with torch.no_grad():
         xt = x_all[torch.from_numpy(te)].to(device)
         r, a = residual_and_assignment(model.encoder(xt), protos_t.to(device), cfg.cluster)
         mse_true = float(F.mse_loss(dec(r, a), xt))
         perm = torch.randperm(len(a), generator=torch.Generator().manual_seed(0))
         mse_shuffled = float(F.mse_loss(dec(r, a[perm]), xt))
-    if cfg.evaluate.baselines:
-        net = train_supervised_cnn(cfg, x_tr, y_tr, fabric, cfg.evaluate.baseline_epochs)
-        with torch.no_grad():
-            pred = torch.cat(
-                [
-                    net(x_all[torch.from_numpy(te[s : s + 1024])].to(device)).argmax(1).cpu()
-                    for s in range(0, len(te), 1024)
-                ]
-            ).numpy()
-        rows["supervised CNN (baseline)"] = classification_scores(y_te, pred)
-        f_all = encode(net[0], x_all, device)
-        km_b = KMeansClustering(k, random_state=cfg.run.seed, n_init=5).fit(f_all[tr])
-        map_b = majority_mapping(km_b.labels_[mapped], y_tr[mapped], km_b.n_clusters_)
-        from sklearn.metrics import pairwise_distances_argmin
-
-        rows["features + KMeans (baseline)"] = classification_scores(
-            y_te, map_b[pairwise_distances_argmin(f_all[te], km_b.cluster_centers_)]
-        )
     seconds["evaluate"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
     metrics = {
         "dataset": cfg.data.dataset,
-        "eval_split": cfg.data.eval_split,
+        "eval_split": eval_split,
+        "labels": labels is not None,
         "n_train": int(len(tr)),
         "n_eval": int(len(te)),
         "k": int(k),
@@ -574,6 +551,55 @@ def run_stratify(cfg: StratifyConfig, out: str | Path) -> dict:
     return metrics
 
 
+def _label_metrics(cfg, fabric, x_all, h_all, clusters, labels, tr, te, k) -> dict:
+    """Majority mapping, kNN, linear probe (and the baselines) against the labels of ``te``."""
+    from medcl.data import stratified_split
+    from medcl.evaluate import classification_scores, knn_predict, linear_probe, majority_mapping
+
+    device = fabric.device
+    x_tr = x_all[torch.from_numpy(tr)]
+    y_tr, y_te = labels[tr], labels[te]
+    rng_seed = cfg.run.seed
+    mapped = stratified_split(y_tr, cfg.evaluate.mapping_fraction, rng_seed)
+    mapping = majority_mapping(clusters[tr][mapped], y_tr[mapped], k)
+    rows: dict[str, dict[str, float]] = {}
+    rows["majority mapping"] = classification_scores(y_te, mapping[clusters[te]])
+    rows["kNN (k=5)" if cfg.evaluate.knn_k == 5 else f"kNN (k={cfg.evaluate.knn_k})"] = (
+        classification_scores(y_te, knn_predict(h_all[tr], y_tr, h_all[te], cfg.evaluate.knn_k))
+    )
+    probe = stratified_split(y_tr, cfg.evaluate.probe_fraction, rng_seed)
+    rows["linear probe"] = classification_scores(
+        y_te,
+        linear_probe(
+            h_all[tr][probe],
+            y_tr[probe],
+            h_all[te],
+            epochs=cfg.evaluate.probe_epochs,
+            lr=cfg.evaluate.probe_lr,
+            seed=rng_seed,
+        ),
+    )
+    if cfg.evaluate.baselines:
+        net = train_supervised_cnn(cfg, x_tr, y_tr, fabric, cfg.evaluate.baseline_epochs)
+        with torch.no_grad():
+            pred = torch.cat(
+                [
+                    net(x_all[torch.from_numpy(te[s : s + 1024])].to(device)).argmax(1).cpu()
+                    for s in range(0, len(te), 1024)
+                ]
+            ).numpy()
+        rows["supervised CNN (baseline)"] = classification_scores(y_te, pred)
+        f_all = encode(net[0], x_all, device)
+        km_b = KMeansClustering(k, random_state=cfg.run.seed, n_init=5).fit(f_all[tr])
+        map_b = majority_mapping(km_b.labels_[mapped], y_tr[mapped], km_b.n_clusters_)
+        from sklearn.metrics import pairwise_distances_argmin
+
+        rows["features + KMeans (baseline)"] = classification_scores(
+            y_te, map_b[pairwise_distances_argmin(f_all[te], km_b.cluster_centers_)]
+        )
+    return rows
+
+
 def metrics_markdown(m: dict) -> str:
     paper = m.get("paper_mnist") or {}
     lines = [
@@ -582,9 +608,17 @@ def metrics_markdown(m: dict) -> str:
         + (f", silhouette: {m['silhouette_k']}" if m.get("silhouette_k") else "")
         + f"); seed {m['seed']}.",
         "",
-        "| method | accuracy | precision (macro) | recall (macro) | paper (MNIST) |",
-        "|---|---|---|---|---|",
     ]
+    if m["rows"]:
+        lines += [
+            "| method | accuracy | precision (macro) | recall (macro) | paper (MNIST) |",
+            "|---|---|---|---|---|",
+        ]
+    else:
+        lines.append(
+            "No labels (data.dataset=folder), so nothing to map the clusters to: they are "
+            "described by their silhouette, their sizes and their decoded prototypes."
+        )
     for name, r in m["rows"].items():
         ref = paper.get(name.replace(" (baseline)", ""), "")
         lines.append(
@@ -601,9 +635,10 @@ def metrics_markdown(m: dict) -> str:
         ]
     lines += [
         "",
-        f"Clusters: NMI {c.get('nmi', float('nan')):.3f}, ARI {c.get('ari', float('nan')):.3f}, "
-        f"silhouette (cosine) {c['silhouette']:.3f}.",
-        f"Conditional decoder test MSE: {m['decoder_mse']['true_assignment']:.4f} with the true "
+        "Clusters: "
+        + (f"NMI {c['nmi']:.3f}, ARI {c['ari']:.3f}, " if "nmi" in c else "")
+        + f"silhouette (cosine) {c['silhouette']:.3f}.",
+        f"Conditional decoder {m['eval_split']} MSE: {m['decoder_mse']['true_assignment']:.4f} with the true "
         f"assignment, {m['decoder_mse']['shuffled_assignment']:.4f} with shuffled assignments.",
         "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in m["seconds"].items()) + ".",
         "",

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from medcl.data._folder import load_folder
+from medcl.data._intensity import Intensity
 from medcl.data._readers import READERS
 from medcl.errors import MedclError
 
@@ -200,7 +201,8 @@ def test_dicom_files_are_2d_images(tmp_path):
         ds.RescaleSlope, ds.RescaleIntercept = "1", "-100"
         ds.PixelData = (np.arange(16, dtype=np.uint16).reshape(4, 4) * (i + 1)).tobytes()
         ds.save_as(tmp_path / f"slice_{i}.dcm", implicit_vr=True, little_endian=True)
-    ds = load_folder(tmp_path, image_size=(4, 4))
+    # scale=type: rescaled DICOM values have no type range, so min-max per file
+    ds = load_folder(tmp_path, image_size=(4, 4), intensity=Intensity(scale="type"))
     assert list(ds.ids) == ["slice_0", "slice_1", "slice_2"]
     assert list(ds.volume_ids) == ["", "", ""]
     np.testing.assert_allclose(ds.images[1, 0].ravel(), np.arange(16) / 15, atol=1e-6)
@@ -223,8 +225,11 @@ def test_missing_paths_and_empty_folders(tmp_path):
 def test_unreadable_image(tmp_path):
     png(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
     (tmp_path / "b.png").write_bytes(b"\x00garbage" * 20)
+    # skip (the default) and error: tests/data/test_unreadable.py
+    with pytest.raises(MedclError, match=r"1 of the 2 files in '.*' cannot be read: b\.png \("):
+        load_folder(tmp_path, image_size=4, on_unreadable="error")
     with pytest.raises(MedclError, match=r"Cannot read image '.*b\.png'.*valid PNG"):
-        load_folder(tmp_path, image_size=4)
+        load_folder(tmp_path / "b.png", image_size=4, on_unreadable="error")
 
 
 def test_no_mask_matches_and_duplicate_names(tmp_path):
@@ -261,6 +266,7 @@ def test_cache_skips_decoding(isic, monkeypatch):
     first = load_folder(isic / "images", **kwargs)
     assert not [p for p in os.listdir(isic / "cache") if p.endswith(".tmp")]
     monkeypatch.setattr(READERS["pillow"], "read", _boom)
+    monkeypatch.setattr(READERS["pillow"], "read_values", _boom)
     monkeypatch.setattr(READERS["pillow"], "read_labels", _boom)
     second = load_folder(isic / "images", **kwargs)
     assert not isinstance(second.images, np.memmap)
@@ -278,6 +284,7 @@ def test_cache_memmaps_large_arrays_and_tracks_file_changes(tmp_path, monkeypatc
     nifti(tmp_path / "img" / "v.nii.gz", np.arange(48, dtype=np.float32).reshape(4, 4, 3))
     first = load_folder(tmp_path / "img", image_size=(4, 4), cache_dir=tmp_path / "c")
     monkeypatch.setattr(READERS["nifti"], "read", _boom)
+    monkeypatch.setattr(READERS["nifti"], "read_values", _boom)
     second = load_folder(
         tmp_path / "img", image_size=(4, 4), cache_dir=tmp_path / "c", mmap_threshold=16
     )

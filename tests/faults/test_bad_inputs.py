@@ -362,12 +362,16 @@ CASES = [
     Case("image-inf", _data_case(lambda r: _tiff(r, np.inf)), ("case04.tif", "infinite")),
     Case(
         "image-unreadable",
-        _data_case(lambda r: (r / "images" / "case03.png").write_bytes(b"no")),
+        _data_case(
+            lambda r: (r / "images" / "case03.png").write_bytes(b"no"), "data.on_unreadable=error"
+        ),  # skip, the default, leaves it out: tests/data/test_unreadable.py
         ("case03.png",),
     ),  # fmt: skip
     Case(
         "image-empty-file",
-        _data_case(lambda r: (r / "images" / "case03.png").write_bytes(b"")),
+        _data_case(
+            lambda r: (r / "images" / "case03.png").write_bytes(b""), "data.on_unreadable=error"
+        ),
         ("case03.png",),
     ),  # fmt: skip
     Case("images-missing", _run("data.images=/nonexistent/imgs"), ("/nonexistent/imgs",)),
