@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="runs/demo", metavar="DIR", help="run directory (default: runs/demo)"
     )
     demo.add_argument(
-        "--quick", action="store_true", help="one seed, one label fraction and short schedules (about 1.5 minutes)"
+        "--quick",
+        action="store_true",
+        help="one seed, one label fraction and short schedules (about 1.5 minutes)",
     )
     demo.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     _fresh_arg(demo)
