@@ -6,8 +6,15 @@ Rules, in the order they apply:
   unsupported suffixes are skipped) or a single file. A 2D file gives one image (volume id
   ``''``, position NaN); a NIfTI volume, multi-page TIFF or multi-frame DICOM gives one image
   per slice, with the file stem as volume id and ``index / (n_slices - 1)`` as position (0 for a
-  single slice). A DICOM series stored as one ``.dcm`` file per slice is read as that many
-  independent 2D images. Image ids are file stems, or ``stem:index`` for slices.
+  single slice). Image ids are file stems, or ``stem:index`` for slices.
+* **DICOM series.** Single-frame DICOM images that share a Series Instance UID (and a size)
+  are stacked into one volume in patient order (:func:`dicom_series`): Image Position
+  (Patient) along the slice normal, else Instance Number. Its volume id is the Series
+  Instance UID, its slices keep their file stems as ids, and each slice's mask is the mask
+  of its file, so a series stays in one split. A series of one file is a 2D image.
+* **Not images.** DICOM objects that hold no image (SEG, RTSTRUCT, RTPLAN, SR, PR, KO, ...,
+  or no pixel data) are skipped whatever ``on_unreadable`` says, with one line on stderr
+  naming the first three (:class:`~medcl.errors.NotAnImage`).
 * **Unreadable files.** A file its reader cannot parse (:class:`~medcl.errors.UnreadableFile`)
   is left out with its image or mask when ``on_unreadable="skip"``, and one line on stderr
   names the first three (at every load: the cache keeps the list); ``"error"`` raises one
@@ -30,9 +37,11 @@ Rules, in the order they apply:
   and every other value background (class 0); the classes are ``background`` and the group
   names. A value in two groups, an empty group, a group named ``background``, or
   ``label_groups`` together with ``label_values`` or ``class_names`` is an error.
-* **Intensity.** Stored values (DICOM: after its rescale slope and intercept) become [0, 1]
-  as ``intensity`` says (:class:`~medcl.data.Intensity`; default: 8-bit images by 255,
-  anything else by its 0.5th-99.5th percentiles per file). One warning covers every image
+* **Intensity.** Stored values (DICOM: after its Modality LUT, i.e. rescale slope and
+  intercept) become [0, 1] as ``intensity`` says (:class:`~medcl.data.Intensity`; default:
+  8-bit images by 255, anything else by its 0.5th-99.5th percentiles per file, a series or
+  multi-frame file counting as one file); ``scale="window"`` without a ``window`` uses each
+  DICOM file's own VOI window. One warning covers every image
   whose values span under 1% of its stored type's range.
 * **Size and channels.** Every image is resized to ``image_size`` (bilinear with
   antialiasing, i.e. area-like when shrinking) and every mask with nearest neighbour, so a
@@ -465,7 +474,7 @@ def dicom_series(
         group = members.get(key) if key is not None else None
         if group is None or len(group) == 1:
             units.append(("", [pairs[i]]))
-        elif group[0] == i:
+        elif group[0] == i and key is not None:
             order = _patient_order([(headers[j], pairs[j]) for j in group])
             name = key[0] if sizes[key[0]] == 1 else f"{key[0]}-{key[1]}x{key[2]}"
             units.append((name, [pairs[group[j]] for j in order]))
@@ -492,7 +501,7 @@ def _decode(
     skipped: list[tuple[str, str]] = []  # (file name, reason) of the files that cannot be read
     not_images: list[tuple[str, str]] = []  # (file name, what it is) of DICOM non-images
     units = dicom_series(pairs)
-    for series, unit in tqdm(units, desc="Decoding images", unit="volume", disable=None):
+    for series, unit in tqdm(units, desc="Decoding images", unit="file", disable=None):
         parts: list[tuple[np.ndarray, dict[str, Any], Path, Path | None, np.ndarray | None]] = []
         for image_path, mask_path in unit:
             reader = reader_for(image_path)
@@ -533,11 +542,11 @@ def _decode(
             meta["voi"] = [v for p in parts for v in (p[1].get("voi") or [None])]
         else:
             data, meta = parts[0][0], parts[0][1]
-            series = series if len(parts) > 1 else ""
+            series = ""  # a file alone, or the one readable slice of a series: as it is
         if channels is None:
             channels = int(data.shape[1])
         if not images:  # the decoded set and its concatenation, before they are allocated
-            total = len(pairs) * data.shape[0]
+            total = len(pairs) * max(1, data.shape[0] // len(parts))  # slices per file
             check_fits(
                 2 * image_set_bytes(total, channels, size),
                 f"Decoding {total} images at data.image_size={list(size)}",

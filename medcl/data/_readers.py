@@ -483,7 +483,7 @@ def _missing_decoder(ds: Any, path: Path, exc: BaseException) -> UnreadableFile 
     plugins = "; ".join(decoder.missing_dependencies) or "none known"
     reason = (
         f"its transfer syntax {uid.name} ({uid}) needs a decoder that is not installed "
-        f"(plugins: {plugins}); install one with `{DICOM_EXTRA}`"
+        f"(plugins: {plugins}); install the decoders with `{DICOM_EXTRA}`"
     )
     return UnreadableFile(
         path,
@@ -535,7 +535,8 @@ class DicomReader(ImageReader):
         try:
             decoder = get_decoder(ds.file_meta.TransferSyntaxUID)
             # as_rgb: YBR_FULL / YBR_FULL_422 become RGB, in whichever step the decoder allows
-            arr, changes = decoder.as_array(ds, as_rgb=not labels)
+            options: Any = {"as_rgb": not labels}
+            arr, changes = decoder.as_array(ds, **options)
         except Exception as exc:
             missing = _missing_decoder(ds, path, exc)
             if missing is not None:
