@@ -572,9 +572,9 @@ class DicomReader(ImageReader):
             meta["photometric"] = photometric
             if arr.shape[-1] == 1:
                 arr = _modality_lut(arr[..., 0], ds)[..., None]
-                meta["voi"] = [
-                    _voi_of(_frame_item(ds, "FrameVOILUTSequence", f)) for f in range(frames)
-                ]
+                items = [_frame_item(ds, "FrameVOILUTSequence", f) for f in range(frames)]
+                vois = {id(item): _voi_of(item) for item in items}  # a shared one once
+                meta["voi"] = [vois[id(item)] for item in items]
         arr = np.ascontiguousarray(np.moveaxis(arr, -1, 1))  # (F, C, H, W)
         return arr, meta
 

@@ -217,6 +217,26 @@ def test_enhanced_multi_frame_rescale_per_frame(tmp_path):
     np.testing.assert_allclose(out.images[:, 0, 0, 0], [1.0, 0.0])
 
 
+def test_multi_frame_window_per_frame_and_shared(tmp_path):
+    frames = np.stack([np.array([[0, 100], [200, 300]], np.uint16)] * 2)
+    ds = dicom(frames, frames=2, WindowCenter="150.5", WindowWidth="301")  # 0..300
+    path = save(ds, tmp_path / "shared.dcm")
+    out = load_folder(path, image_size=(2, 2), intensity=Intensity(scale="window"))
+    np.testing.assert_allclose(out.images[:, 0], frames / 300, atol=1e-6)
+    per_frame = []
+    for center, width in (("150.5", "301"), ("50.5", "101")):  # 0..300, then 0..100
+        voi = Dataset()
+        voi.WindowCenter, voi.WindowWidth = center, width
+        item = Dataset()
+        item.FrameVOILUTSequence = [voi]
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = per_frame
+    path = save(ds, tmp_path / "per_frame.dcm")
+    out = load_folder(path, image_size=(2, 2), intensity=Intensity(scale="window"))
+    np.testing.assert_allclose(out.images[0, 0], frames[0] / 300, atol=1e-6)
+    np.testing.assert_allclose(out.images[1, 0], np.clip(frames[1] / 100, 0, 1), atol=1e-6)
+
+
 def series_file(path, value, position, number, uid, normal_axis=2):
     ds = dicom(np.full((2, 2), value, np.uint16))
     ds.SeriesInstanceUID = uid
