@@ -36,7 +36,8 @@ class IntensityConfig(_Section):
         "auto",
         description="auto: 8-bit by 255, anything else (16-bit, float, DICOM, NIfTI) by its "
         "percentiles; type: by the stored type's range; percentile: always by percentiles; "
-        "window: the fixed range data.intensity.window",
+        "window: the fixed range data.intensity.window, or without it each DICOM file's own "
+        "window (its VOI LUT, or WindowCenter/WindowWidth)",
     )
     percentiles: tuple[float, float] = Field(
         (0.5, 99.5), description="the percentiles that map to 0 and 1"
@@ -66,10 +67,6 @@ class IntensityConfig(_Section):
     def _window_and_scale(self) -> IntensityConfig:
         if self.window is not None and self.scale == "auto":
             self.__dict__["scale"] = "window"  # a window given is the window to use
-        if self.scale == "window" and self.window is None:
-            raise ValueError(
-                "data.intensity.scale=window needs data.intensity.window, e.g. [-1000, 400]"
-            )
         if self.window is not None and self.scale != "window":
             raise ValueError(
                 f"data.intensity.window is set but data.intensity.scale is {self.scale}; "

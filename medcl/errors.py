@@ -9,7 +9,9 @@ Two kinds of file problem have their own subclass, so that a stage can tell them
 :class:`DamagedFile` (cannot be parsed, is cut short, lacks a key, holds an impossible
 value: a stage that wrote it recomputes it) and :class:`UnsafeFile` (a checkpoint that
 would run code when loaded: always refused). An input image or mask that its reader cannot
-parse is an :class:`UnreadableFile`, which a folder loader may skip (``data.on_unreadable``).
+parse is an :class:`UnreadableFile`, which a folder loader may skip (``data.on_unreadable``);
+a file that parses but holds no image (a DICOM SEG or structured report) is a
+:class:`NotAnImage`, which a folder loader always skips, with a note.
 """
 
 from __future__ import annotations
@@ -42,3 +44,11 @@ class UnreadableFile(MedclError):
         self.path = str(path)
         self.reason = reason
         super().__init__(message)
+
+
+class NotAnImage(UnreadableFile):
+    """A file that parses but holds no image to learn from (a DICOM SEG, RTSTRUCT, SR, ...).
+
+    A folder loader skips such files whatever ``data.on_unreadable`` says, with one note;
+    anywhere else (a single file, a mask) it is an unreadable file.
+    """

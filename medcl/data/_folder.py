@@ -6,8 +6,15 @@ Rules, in the order they apply:
   unsupported suffixes are skipped) or a single file. A 2D file gives one image (volume id
   ``''``, position NaN); a NIfTI volume, multi-page TIFF or multi-frame DICOM gives one image
   per slice, with the file stem as volume id and ``index / (n_slices - 1)`` as position (0 for a
-  single slice). A DICOM series stored as one ``.dcm`` file per slice is read as that many
-  independent 2D images. Image ids are file stems, or ``stem:index`` for slices.
+  single slice). Image ids are file stems, or ``stem:index`` for slices.
+* **DICOM series.** Single-frame DICOM images that share a Series Instance UID (and a size)
+  are stacked into one volume in patient order (:func:`dicom_series`): Image Position
+  (Patient) along the slice normal, else Instance Number. Its volume id is the Series
+  Instance UID, its slices keep their file stems as ids, and each slice's mask is the mask
+  of its file, so a series stays in one split. A series of one file is a 2D image.
+* **Not images.** DICOM objects that hold no image (SEG, RTSTRUCT, RTPLAN, SR, PR, KO, ...,
+  or no pixel data) are skipped whatever ``on_unreadable`` says, with one line on stderr
+  naming the first three (:class:`~medcl.errors.NotAnImage`).
 * **Unreadable files.** A file its reader cannot parse (:class:`~medcl.errors.UnreadableFile`)
   is left out with its image or mask when ``on_unreadable="skip"``, and one line on stderr
   names the first three (at every load: the cache keeps the list); ``"error"`` raises one
@@ -30,9 +37,11 @@ Rules, in the order they apply:
   and every other value background (class 0); the classes are ``background`` and the group
   names. A value in two groups, an empty group, a group named ``background``, or
   ``label_groups`` together with ``label_values`` or ``class_names`` is an error.
-* **Intensity.** Stored values (DICOM: after its rescale slope and intercept) become [0, 1]
-  as ``intensity`` says (:class:`~medcl.data.Intensity`; default: 8-bit images by 255,
-  anything else by its 0.5th-99.5th percentiles per file). One warning covers every image
+* **Intensity.** Stored values (DICOM: after its Modality LUT, i.e. rescale slope and
+  intercept) become [0, 1] as ``intensity`` says (:class:`~medcl.data.Intensity`; default:
+  8-bit images by 255, anything else by its 0.5th-99.5th percentiles per file, a series or
+  multi-frame file counting as one file); ``scale="window"`` without a ``window`` uses each
+  DICOM file's own VOI window. One warning covers every image
   whose values span under 1% of its stored type's range.
 * **Size and channels.** Every image is resized to ``image_size`` (bilinear with
   antialiasing, i.e. area-like when shrinking) and every mask with nearest neighbour, so a
@@ -88,11 +97,11 @@ from medcl.data._readers import (
     file_suffix,
     reader_for,
 )
-from medcl.errors import MedclError, UnreadableFile
+from medcl.errors import MedclError, NotAnImage, UnreadableFile
 
 __all__ = ["load_folder"]
 
-_CACHE_VERSION = 2  # 2: meta.json records the arrays' content hashes
+_CACHE_VERSION = 3  # 2: meta.json records the arrays' content hashes; 3: DICOM LUTs, series
 _LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 MMAP_THRESHOLD = 256 * 2**20
 
@@ -173,9 +182,22 @@ def load_folder(
         cache_dir,
         mmap_threshold,
     )
+    if imageset.not_images:
+        _say_not_images(imageset.not_images, len(pairs), Path(images))
     if imageset.unreadable:
         _say_unreadable(imageset.unreadable, len(pairs), Path(images))
     return imageset
+
+
+def _say_not_images(skipped: list[tuple[str, str]], total: int, root: Path) -> None:
+    import sys
+
+    print(
+        f"medcl: skipped {len(skipped)} of {total} files in '{root}' that hold no image: "
+        f"{_unreadable_list(skipped, 3)}.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _unreadable_list(skipped: list[tuple[str, str]], limit: int | None = None) -> str:
@@ -379,6 +401,86 @@ def _pair_masks(
 # ----------------------------------------------------------------------------- decoding
 
 
+def _patient_order(headers: list[tuple[Any, tuple[Path, Path | None]]]) -> list[int]:
+    """Indices of a series' slices in patient order.
+
+    Image Position (Patient) projected on the slice normal (the cross product of the two
+    Image Orientation (Patient) directions), when every slice has both; else Instance
+    Number; else the file name. Ties are broken by Instance Number, then file name.
+    """
+
+    def number(ds: Any) -> float:
+        try:
+            return float(ds.InstanceNumber)
+        except (AttributeError, TypeError, ValueError):
+            return float("inf")
+
+    try:
+        normal = np.cross(
+            np.array(headers[0][0].ImageOrientationPatient[:3], dtype=np.float64),
+            np.array(headers[0][0].ImageOrientationPatient[3:6], dtype=np.float64),
+        )
+        where = [
+            float(np.dot(np.array(ds.ImagePositionPatient, dtype=np.float64), normal))
+            for ds, _ in headers
+        ]
+    except (AttributeError, TypeError, ValueError, IndexError):
+        where = [number(ds) for ds, _ in headers]
+    keys = [(w, number(ds), pair[0].name) for w, (ds, pair) in zip(where, headers, strict=True)]
+    return sorted(range(len(headers)), key=lambda i: keys[i])
+
+
+def dicom_series(
+    pairs: list[tuple[Path, Path | None]],
+) -> list[tuple[str, list[tuple[Path, Path | None]]]]:
+    """``pairs`` as decoding units: ``(volume id, pairs)``.
+
+    Single-frame DICOM images of one series (Series Instance UID, and the same rows, columns
+    and samples) form one unit, in patient order (:func:`_patient_order`), whose volume id
+    is the Series Instance UID (with ``-ROWSxCOLUMNS`` where a series holds several sizes);
+    every other file is a unit of its own with volume id ``''``. A unit sits where its
+    first file (by name) was.
+    """
+    from medcl.data._readers import NON_IMAGE_MODALITIES, DicomReader
+
+    keys: list[tuple[str, int, int, int] | None] = []
+    headers: list[Any] = []
+    for image_path, _ in pairs:
+        key, ds = None, None
+        if isinstance(reader_for(image_path), DicomReader):
+            try:
+                import pydicom
+
+                ds = pydicom.dcmread(image_path, stop_before_pixels=True, force=True)
+                uid = str(ds.get("SeriesInstanceUID", "") or "")
+                single = int(ds.get("NumberOfFrames", 1) or 1) == 1
+                modality = str(ds.get("Modality", "") or "").upper()
+                if uid and single and modality not in NON_IMAGE_MODALITIES:
+                    size = (int(ds.Rows), int(ds.Columns), int(ds.get("SamplesPerPixel", 1)))
+                    key = (uid, *size)
+            except Exception:  # unreadable here: its reader says why when it is decoded
+                key = None
+        keys.append(key)
+        headers.append(ds)
+    members: dict[tuple[str, int, int, int], list[int]] = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            members.setdefault(key, []).append(i)
+    sizes: dict[str, int] = {}
+    for key in members:
+        sizes[key[0]] = sizes.get(key[0], 0) + 1
+    units: list[tuple[str, list[tuple[Path, Path | None]]]] = []
+    for i, key in enumerate(keys):
+        group = members.get(key) if key is not None else None
+        if group is None or len(group) == 1:
+            units.append(("", [pairs[i]]))
+        elif group[0] == i and key is not None:
+            order = _patient_order([(headers[j], pairs[j]) for j in group])
+            name = key[0] if sizes[key[0]] == 1 else f"{key[0]}-{key[1]}x{key[2]}"
+            units.append((name, [pairs[group[j]] for j in order]))
+    return units
+
+
 def _decode(
     pairs: list[tuple[Path, Path | None]],
     label_values: list[int] | None,
@@ -397,24 +499,54 @@ def _decode(
     masks, has_mask, ids, volume_ids, positions = [], [], [], [], []
     found: set[int] = set()  # classes seen in the masks
     skipped: list[tuple[str, str]] = []  # (file name, reason) of the files that cannot be read
-    for image_path, mask_path in tqdm(pairs, desc="Decoding images", unit="file", disable=None):
-        reader = reader_for(image_path)
-        try:
-            if intensity is None:
-                data, meta = reader.read(image_path, axis)
-            else:
-                data, meta = reader.read_values(image_path, axis)
+    not_images: list[tuple[str, str]] = []  # (file name, what it is) of DICOM non-images
+    units = dicom_series(pairs)
+    for series, unit in tqdm(units, desc="Decoding images", unit="file", disable=None):
+        parts: list[tuple[np.ndarray, dict[str, Any], Path, Path | None, np.ndarray | None]] = []
+        for image_path, mask_path in unit:
+            reader = reader_for(image_path)
+            try:
+                if intensity is None:
+                    data, meta = reader.read(image_path, axis)
+                else:
+                    data, meta = reader.read_values(image_path, axis)
+            except NotAnImage as exc:
+                if len(pairs) == 1:
+                    raise
+                not_images.append((Path(exc.path).name, exc.reason))
+                continue
+            except UnreadableFile as exc:
+                if len(pairs) == 1:
+                    raise  # one file: its reader's own sentence says it best
+                skipped.append((Path(exc.path).name, exc.reason))
+                continue
+            labels = None
             if mask_path is not None:
-                labels, _ = reader_for(mask_path).read_labels(mask_path, axis)
-        except UnreadableFile as exc:
-            if len(pairs) == 1:
-                raise  # one file: its reader's own sentence says it best
-            skipped.append((Path(exc.path).name, exc.reason))
+                try:
+                    labels, _ = reader_for(mask_path).read_labels(mask_path, axis)
+                except UnreadableFile as exc:
+                    if len(pairs) == 1:
+                        raise
+                    skipped.append((Path(exc.path).name, exc.reason))
+                    continue
+            parts.append((data, meta, image_path, mask_path, labels))
+        if not parts:
             continue
+        image_path = parts[0][2]
+        reader = reader_for(image_path)
+        if series and len(parts) > 1:  # the slices of one series, in patient order
+            data = np.concatenate(
+                [np.asarray(p[0], dtype=np.result_type(*[q[0] for q in parts])) for p in parts]
+            )
+            meta = {**parts[0][1], "is_volume": True, "num_slices": len(parts)}
+            meta["voi"] = [v for p in parts for v in (p[1].get("voi") or [None])]
+        else:
+            data, meta = parts[0][0], parts[0][1]
+            series = ""  # a file alone, or the one readable slice of a series: as it is
         if channels is None:
             channels = int(data.shape[1])
         if not images:  # the decoded set and its concatenation, before they are allocated
-            total = len(pairs) * data.shape[0]
+            total = len(pairs) * max(1, data.shape[0] // len(parts))  # slices per file
             check_fits(
                 2 * image_set_bytes(total, channels, size),
                 f"Decoding {total} images at data.image_size={list(size)}",
@@ -424,25 +556,44 @@ def _decode(
             span = uses_little_of_its_type(data)
             if span is not None:
                 little.append((image_path.name, *span, str(data.dtype)))
-            if intensity.per_dataset(data.dtype):
+            if intensity.file_window:
+                data = reader.finish(reader.window(data, meta), meta)
+            elif intensity.per_dataset(data.dtype):
                 deferred.append((len(images), reader, meta))
                 data = data.astype(np.float32)
             else:
                 data = reader.finish(intensity.apply(data, intensity.bounds(data)), meta)
         data = _convert_channels(data, channels, image_path)
         n = data.shape[0]
-        if mask_path is not None:
-            _check_mask_shape(labels, data, mask_path, image_path, meta["is_volume"])
-            labels, classes = _remap(labels, label_values, class_names, mask_path, groups)
-            found.update(classes)
-            masks.append(_resize_masks(labels, size))
-        else:
-            masks.append(np.zeros((n, *size), dtype=np.int64))
+        start = 0
+        for part_data, part_meta, part_path, mask_path, labels in parts:
+            count = part_data.shape[0] if series else n
+            if mask_path is not None and labels is not None:
+                _check_mask_shape(
+                    labels,
+                    data[start : start + count],
+                    mask_path,
+                    part_path,
+                    part_meta["is_volume"],
+                )
+                labels, classes = _remap(labels, label_values, class_names, mask_path, groups)
+                found.update(classes)
+                masks.append(_resize_masks(labels, size))
+            else:
+                masks.append(np.zeros((count, *size), dtype=np.int64))
+            has_mask += [mask_path is not None] * count
+            if series:
+                ids.append(file_stem(part_path))
+            start += count
+            if not series:
+                break
         deferring = bool(deferred) and deferred[-1][0] == len(images)
         images.append(_resize_images(data, size, clip=not deferring))
-        has_mask += [mask_path is not None] * n
         stem = file_stem(image_path)
-        if meta["is_volume"]:
+        if series:
+            volume_ids += [series] * n
+            positions += [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
+        elif meta["is_volume"]:
             ids += [f"{stem}:{i}" for i in range(n)]
             volume_ids += [stem] * n
             positions += [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
@@ -450,6 +601,11 @@ def _decode(
             ids.append(stem)
             volume_ids.append("")
             positions.append(float("nan"))
+    if not_images and not images and not skipped:
+        raise MedclError(
+            f"None of the {len(pairs)} files in '{pairs[0][0].parent}' holds an image: "
+            f"{_unreadable_list(not_images, 5)}; give data.images a folder of images."
+        )
     if skipped and (on_unreadable == "error" or not images):
         raise MedclError(_unreadable_message(skipped, len(pairs), pairs[0][0].parent))
     if deferred:
@@ -469,6 +625,7 @@ def _decode(
         positions=np.array(positions, dtype=np.float64),
         class_names=_class_names(label_values, class_names, found, pairs),
         unreadable=skipped,
+        not_images=not_images,
     )
 
 
@@ -693,6 +850,7 @@ class _Cache:
                     for k, v in meta.get("reference_labels", {}).items()
                 },
                 unreadable=[(str(n), str(r)) for n, r in meta.get("unreadable", [])],
+                not_images=[(str(n), str(r)) for n, r in meta.get("not_images", [])],
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             _say_damaged(meta_path, type(exc).__name__)  # a damaged entry is decoded again
@@ -727,6 +885,7 @@ class _Cache:
                     k: [str(x) for x in v] for k, v in imageset.reference_labels.items()
                 },
                 "unreadable": [list(item) for item in imageset.unreadable],
+                "not_images": [list(item) for item in imageset.not_images],
             }
             # written last: its presence marks a complete cache entry
             self._write(self._path("meta.json"), lambda f: f.write(json.dumps(meta).encode()))

@@ -31,6 +31,8 @@ class ImageSet:
             dsb2018's appearance group); no method may read them.
         unreadable: ``(file name, reason)`` of every file a loader skipped because it could
             not be read (``data.on_unreadable=skip``), so that it can say so.
+        not_images: ``(file name, what it is)`` of every file a loader skipped because it
+            holds no image (a DICOM SEG, RTSTRUCT, SR, ...).
     """
 
     images: np.ndarray
@@ -45,6 +47,7 @@ class ImageSet:
     instances: np.ndarray | None = None
     reference_labels: dict[str, np.ndarray] = field(default_factory=dict)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    not_images: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -109,4 +112,5 @@ class ImageSet:
             instances=None if self.instances is None else self.instances[idx],
             reference_labels={k: v[idx] for k, v in self.reference_labels.items()},
             unreadable=list(self.unreadable),
+            not_images=list(self.not_images),
         )

@@ -16,7 +16,12 @@ between images. The other scales: ``"type"`` divides integer images by their typ
 (uint8 0-255, uint16 0-65535, int16 -32768-32767; float images, which have no such
 range, by their min and max); ``"percentile"`` uses percentiles for 8-bit images too;
 ``"window"`` maps a fixed ``window = (lo, hi)`` of stored values to [0, 1], clipping, e.g.
-``(-1000, 400)`` Hounsfield units for CT (DICOM rescale slope and intercept applied first).
+``(-1000, 400)`` Hounsfield units for CT (DICOM rescale slope and intercept applied first);
+``"window"`` without ``window`` uses each DICOM file's own display window (its VOI LUT, or
+WindowCenter/WindowWidth with its VOI LUT Function; :meth:`DicomReader.window`), and is an
+error for files that have none. ``"auto"`` does not apply the file's window: windows are
+chosen for viewing, differ between files and vendors, and a narrow one clips tissue that the
+percentiles keep.
 
 Example::
 
@@ -76,6 +81,11 @@ class Intensity:
             return type_range(dtype) is not None
         return self.scale == "auto" and (dtype == np.uint8 or dtype == np.bool_)
 
+    @property
+    def file_window(self) -> bool:
+        """Whether each file's own window (DICOM VOI) maps its values to [0, 1]."""
+        return self.scale == "window" and self.window is None
+
     def per_dataset(self, dtype: np.dtype) -> bool:
         """Whether images of ``dtype`` need the percentiles of the whole data set."""
         uses_percentiles = self.scale == "percentile" or (
@@ -86,7 +96,8 @@ class Intensity:
     def bounds(self, x: np.ndarray) -> tuple[float, float]:
         """The stored values that map to 0 and 1 for the image (or volume) ``x`` alone."""
         if self.scale == "window":
-            assert self.window is not None  # checked by the config
+            # without a window, the loader asks the reader for the file's own (DICOM VOI)
+            assert self.window is not None, "scale=window without window: use reader.window"
             return float(self.window[0]), float(self.window[1])
         if self.by_type(x.dtype):
             rng = type_range(x.dtype)

@@ -20,8 +20,11 @@ How :meth:`ImageReader.read` scales intensities to [0, 1] (folders of images go 
   booleans as 0/1); other integer and float types by min-max per image. RGBA and LA images
   lose their alpha channel; palette images are converted to RGB (for labels the palette
   indices are kept, since those are the classes).
-* DICOM: ``RescaleSlope`` and ``RescaleIntercept`` are applied, then min-max per file;
-  ``MONOCHROME1`` images are inverted so that bright always means high intensity.
+* DICOM: decoded (YBR colour to RGB, PALETTE COLOR looked up to RGB), the Modality LUT or
+  ``RescaleSlope`` and ``RescaleIntercept`` applied to grey images, then min-max per file;
+  ``MONOCHROME1`` images are inverted so that bright always means high intensity. The VOI
+  (display window) is applied only on request (:meth:`ImageReader.window`). Objects that
+  hold no image (SEG, RTSTRUCT, SR, ...) raise :class:`~medcl.errors.NotAnImage`.
 * NIfTI: a robust min-max over the whole volume, mapping the 0.5th percentile to 0 and the
   99.5th to 1 and clipping, so that a few extreme voxels (metal, air) do not squash the
   contrast of every slice. Slices are taken along ``axis`` of the stored array (2, the third
@@ -48,16 +51,19 @@ from typing import Any
 
 import numpy as np
 
-from medcl.errors import MedclError, UnreadableFile
+from medcl.errors import MedclError, NotAnImage, UnreadableFile
 
 __all__ = [
     "READERS",
     "SUPPORTED_SUFFIXES",
+    "NON_IMAGE_MODALITIES",
     "DicomReader",
     "ImageReader",
     "NiftiReader",
     "PillowReader",
     "TiffReader",
+    "apply_window",
+    "dicom_non_image",
     "file_stem",
     "file_suffix",
     "read_image",
@@ -163,15 +169,15 @@ class ImageReader:
     def read_raw(self, path: PathLike, axis: int = 2) -> tuple[np.ndarray, dict[str, Any]]:
         """Stored values of ``path`` as ``(S, C, H, W)``, not scaled, and metadata.
 
-        For loaders that scale intensities themselves, e.g. after cropping a volume.
+        DICOM values are decoded to RGB (palette, YBR) and through the Modality LUT. For loaders that scale intensities themselves, e.g. after cropping a volume.
         """
         return self._checked_load(path, axis, labels=False, what="image")
 
     def read_values(self, path: PathLike, axis: int = 2) -> tuple[np.ndarray, dict[str, Any]]:
         """Stored values of ``path`` in their physical units, ``(S, C, H, W)``, not scaled.
 
-        The same as :meth:`read_raw` except for DICOM, whose rescale slope and intercept are
-        applied (Hounsfield units for CT). For :class:`~medcl.data._intensity.Intensity`;
+        For DICOM the Modality LUT (rescale slope and intercept: Hounsfield units for CT)
+        is applied, as in :meth:`read_raw`. For :class:`~medcl.data._intensity.Intensity`;
         pass the scaled result through :meth:`finish`.
         """
         data, meta = self._checked_load(path, axis, labels=False, what="image")
@@ -180,6 +186,17 @@ class ImageReader:
     def finish(self, scaled: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
         """What follows scaling to [0, 1] (DICOM MONOCHROME1: inverted, bright = high)."""
         return scaled
+
+    def window(self, data: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        """``data`` (from :meth:`read_values`) in [0, 1] by the file's own display window.
+
+        Only DICOM files have one (VOI LUT, or WindowCenter/WindowWidth); other formats
+        raise a MedclError asking for ``data.intensity.window``.
+        """
+        raise MedclError(
+            f"{self.format} file '{meta['path']}' has no window of its own; set "
+            "data.intensity.window=[lo, hi], or another data.intensity.scale."
+        )
 
     def _physical(self, data: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
         return data
@@ -323,8 +340,173 @@ def _tiff_to_schw(arr: np.ndarray, axes: str) -> np.ndarray:
     return np.ascontiguousarray(arr.reshape(-1, *arr.shape[-3:]))
 
 
+NON_IMAGE_MODALITIES = frozenset(
+    {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "PR", "KO", "REG", "FID", "RWV"}
+    | {"AU", "ECG", "HD", "DOC", "PLAN", "ASMT", "RESP", "EPS", "BI", "SMR", "M3D"}
+)
+"""DICOM modalities that hold no image to learn from: segmentations, RT objects, structured
+reports, presentation states, key-object selections, registrations, waveforms, documents."""
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+DICOM_EXTRA = 'pip install "medcl[dicom]"'
+
+
+def dicom_non_image(ds: Any) -> str | None:
+    """Why the DICOM dataset ``ds`` holds no image (e.g. ``"a DICOM SEG object"``), or None."""
+    modality = str(ds.get("Modality", "") or "").upper()
+    if modality in NON_IMAGE_MODALITIES:
+        return f"a DICOM {modality} object"
+    if not any(k in ds for k in _PIXEL_KEYWORDS):
+        return (
+            f"a DICOM {modality} object without pixel data"
+            if modality
+            else ("a DICOM object without pixel data")
+        )
+    return None
+
+
+def _frame_item(ds: Any, sequence: str, frame: int) -> Any:
+    """The first item of functional group ``sequence`` for ``frame`` (enhanced multi-frame
+    objects), per frame first, then shared; ``ds`` itself when neither has it."""
+    for groups, index in (
+        ("PerFrameFunctionalGroupsSequence", frame),
+        ("SharedFunctionalGroupsSequence", 0),
+    ):
+        seq = ds.get(groups)
+        if seq is not None and len(seq) > index and seq[index].get(sequence):
+            return seq[index].get(sequence)[0]
+    return ds
+
+
+def _modality_lut(arr: np.ndarray, ds: Any) -> np.ndarray:
+    """Stored values -> physical values (Hounsfield units for CT), one frame at a time.
+
+    The Modality LUT Sequence, else Rescale Slope and Intercept, of each frame (enhanced
+    objects: its Pixel Value Transformation); stored values unchanged (and their type kept,
+    for ``data.intensity.scale=type``) when there is none or it is the identity.
+    """
+    from pydicom.pixels import apply_modality_lut
+
+    out = []
+    changed = False
+    for f in range(arr.shape[0]):
+        item = _frame_item(ds, "PixelValueTransformationSequence", f)
+        if item.get("ModalityLUTSequence"):
+            frame = apply_modality_lut(arr[f], item)
+            changed = True
+        else:
+            slope = float(item.get("RescaleSlope", 1) or 1)
+            intercept = float(item.get("RescaleIntercept", 0) or 0)
+            frame = arr[f]
+            if slope != 1 or intercept != 0:
+                frame = arr[f].astype(np.float64) * slope + intercept
+                changed = True
+        out.append(frame)
+    if not changed:
+        return arr
+    return np.stack([np.asarray(f, dtype=np.float32) for f in out])
+
+
+def _first(value: Any) -> float:
+    """The first of a multi-valued DICOM number (WindowCenter may list several windows)."""
+    if isinstance(value, str | bytes) or not hasattr(value, "__len__"):
+        return float(value)
+    return float(value[0])
+
+
+def _voi_of(item: Any) -> dict[str, Any] | None:
+    """The VOI (display window) of a dataset or frame item: a LUT, or a window, or None."""
+    seq = item.get("VOILUTSequence")
+    if seq:
+        lut = seq[0]
+        first, bits = int(lut.LUTDescriptor[1]), int(lut.LUTDescriptor[2])
+        from pydicom.pixels import apply_voi
+
+        # apply_voi decodes the LUT data for us: look every entry up once
+        n = int(lut.LUTDescriptor[0]) or 65536
+        table = apply_voi(np.arange(first, first + n, dtype=np.int64), item)
+        return {"lut": np.asarray(table, dtype=np.float64), "first": first, "bits": bits}
+    if item.get("WindowCenter") is not None and item.get("WindowWidth") is not None:
+        function = str(item.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
+        return {
+            "center": _first(item.WindowCenter),
+            "width": _first(item.WindowWidth),
+            "function": function,
+        }
+    return None
+
+
+def apply_window(x: np.ndarray, voi: dict[str, Any]) -> np.ndarray:
+    """Physical values -> [0, 1] float32 through a DICOM VOI (PS3.3 C.11.2.1.2).
+
+    ``voi`` holds a ``lut`` (``first`` stored value it maps, output ``bits``), or a window
+    ``center`` and ``width`` with its ``function``: LINEAR (the standard's default, whose
+    window runs from ``c - 0.5 - (w - 1) / 2`` to ``c - 0.5 + (w - 1) / 2``), LINEAR_EXACT
+    (``c - w / 2`` to ``c + w / 2``) or SIGMOID.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if "lut" in voi:
+        lut = voi["lut"]
+        idx = np.clip(np.round(x).astype(np.int64) - voi["first"], 0, len(lut) - 1)
+        return (lut[idx] / (2 ** voi["bits"] - 1)).clip(0, 1).astype(np.float32)
+    c, w, function = voi["center"], voi["width"], voi["function"]
+    if function == "SIGMOID":
+        y = 1.0 / (1.0 + np.exp(np.clip(-4.0 * (x - c) / max(w, 1e-12), -700, 700)))
+    elif function == "LINEAR_EXACT":
+        y = (x - c) / max(w, 1e-12) + 0.5
+    elif w <= 1:  # LINEAR with width 1: a threshold
+        y = (x > c - 0.5).astype(np.float64)
+    else:
+        y = (x - (c - 0.5)) / (w - 1) + 0.5
+    return np.clip(y, 0.0, 1.0).astype(np.float32)
+
+
+def _flatten(text: str) -> str:
+    """pydicom's multi-line message as one line, every line kept."""
+    lines = [line.strip().rstrip(".:") for line in text.strip().splitlines() if line.strip()]
+    return "; ".join(lines)
+
+
+def _missing_decoder(ds: Any, path: Path, exc: BaseException) -> UnreadableFile | None:
+    """The error for a compressed file whose decoder plugins are not installed, else None."""
+    from pydicom.pixels import get_decoder
+
+    uid = ds.file_meta.get("TransferSyntaxUID")
+    if uid is None or not uid.is_compressed:
+        return None
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError:
+        return None  # a transfer syntax pydicom does not know at all
+    if decoder.is_available:
+        return None  # a decoder ran and failed: the data itself is damaged
+    plugins = "; ".join(decoder.missing_dependencies) or "none known"
+    reason = (
+        f"its transfer syntax {uid.name} ({uid}) needs a decoder that is not installed "
+        f"(plugins: {plugins}); install the decoders with `{DICOM_EXTRA}`"
+    )
+    return UnreadableFile(
+        path,
+        reason,
+        f"Cannot read image '{path}': its transfer syntax {uid.name} ({uid}) needs a decoder "
+        f"that is not installed (pydicom: {_flatten(str(exc))}); install the decoders with "
+        f"`{DICOM_EXTRA}`.",
+    )
+
+
 class DicomReader(ImageReader):
-    """DICOM through pydicom; each file is one image (multi-frame files give slices)."""
+    """DICOM through pydicom: one file is one image, a multi-frame file one volume.
+
+    What a file's values go through, in order (PS3.3 C.11): the decoder (compressed
+    transfer syntaxes need the ``medcl[dicom]`` extra; YBR colour is converted to RGB);
+    PALETTE COLOR indices looked up to RGB (8-bit); for grey images the Modality LUT or
+    Rescale Slope and Intercept, per frame (:meth:`read_values`, Hounsfield units for CT).
+    The VOI LUT or window (WindowCenter/WindowWidth) is applied only when asked,
+    by :meth:`window` (``data.intensity.scale=window`` without a window); MONOCHROME1 is
+    inverted last (:meth:`finish`). Objects that hold no image (SEG, RTSTRUCT, SR, ...,
+    or no pixel data) raise :class:`~medcl.errors.NotAnImage`. Masks (:meth:`read_labels`)
+    are the stored values, with no LUT applied.
+    """
 
     format = "DICOM"
     suffixes = (".dcm", ".dicom")
@@ -340,31 +522,78 @@ class DicomReader(ImageReader):
                 raise ValueError("it has no DICOM header and no pixel data") from exc
             if "TransferSyntaxUID" not in ds.file_meta:
                 ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
-        arr = ds.pixel_array
-        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        why = dicom_non_image(ds)
+        if why is not None:
+            raise NotAnImage(
+                path,
+                f"{why}, not an image",
+                f"'{path}' is {why}, not an image; medcl reads DICOM images, so leave it out "
+                "of the data.",
+            )
+        from pydicom.pixels import apply_color_lut, convert_color_space, get_decoder
+
+        try:
+            decoder = get_decoder(ds.file_meta.TransferSyntaxUID)
+            # as_rgb: YBR_FULL / YBR_FULL_422 become RGB, in whichever step the decoder allows
+            options: Any = {"as_rgb": not labels}
+            arr, changes = decoder.as_array(ds, **options)
+        except Exception as exc:
+            missing = _missing_decoder(ds, path, exc)
+            if missing is not None:
+                raise missing from exc
+            raise
+        photometric = str(
+            changes.get("photometric_interpretation", ds.get("PhotometricInterpretation", ""))
+        )
         frames = int(ds.get("NumberOfFrames", 1) or 1)
-        if samples == 1:
-            arr = arr[..., None]
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
         if frames == 1:
             arr = arr[None]
-        arr = np.ascontiguousarray(np.moveaxis(arr, -1, 1))  # (F, C, H, W)
-        meta = {
+        if samples == 1:
+            arr = arr[..., None]
+        meta: dict[str, Any] = {
             "is_volume": frames > 1,
-            "photometric": str(ds.get("PhotometricInterpretation", "")),
+            "photometric": photometric,
+            "stored_photometric": str(ds.get("PhotometricInterpretation", "")),
             "rescale_slope": float(ds.get("RescaleSlope", 1) or 1),
             "rescale_intercept": float(ds.get("RescaleIntercept", 0) or 0),
             "modality": str(ds.get("Modality", "")),
+            "transfer_syntax": str(ds.file_meta.get("TransferSyntaxUID", "")),
         }
+        if not labels:
+            if photometric == "PALETTE COLOR":
+                rgb = apply_color_lut(arr[..., 0], ds)
+                if rgb.dtype != np.uint8:  # 16-bit palette entries: 8-bit colour is plenty
+                    rgb = np.round(rgb.astype(np.float32) / 257.0).astype(np.uint8)
+                arr, photometric = rgb[..., :3], "RGB"
+            elif photometric.startswith("YBR"):  # a decoder that could not convert
+                arr = convert_color_space(arr, photometric, "RGB", per_frame=True)
+                photometric = "RGB"
+            meta["photometric"] = photometric
+            if arr.shape[-1] == 1:
+                arr = _modality_lut(arr[..., 0], ds)[..., None]
+                items = [_frame_item(ds, "FrameVOILUTSequence", f) for f in range(frames)]
+                vois = {id(item): _voi_of(item) for item in items}  # a shared one once
+                meta["voi"] = [vois[id(item)] for item in items]
+        arr = np.ascontiguousarray(np.moveaxis(arr, -1, 1))  # (F, C, H, W)
         return arr, meta
 
     def _scale(self, data: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
-        values = data.astype(np.float32) * meta["rescale_slope"] + meta["rescale_intercept"]
-        return self.finish(_minmax(values), meta)
+        return self.finish(_minmax(data), meta)
 
-    def _physical(self, data: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
-        if meta["rescale_slope"] == 1 and meta["rescale_intercept"] == 0:
-            return data  # the stored type, whose range data.intensity.scale=type may use
-        return data.astype(np.float32) * meta["rescale_slope"] + meta["rescale_intercept"]
+    def window(self, data: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+        vois = meta.get("voi")
+        if data.shape[1] != 1:  # colour has no VOI: by its type's range, as saved
+            return _scale_by_dtype(data)
+        if not vois or any(v is None for v in vois):
+            raise MedclError(
+                f"DICOM file '{meta['path']}' has no window of its own (no VOI LUT, "
+                "WindowCenter or WindowWidth); set data.intensity.window=[lo, hi], or "
+                "another data.intensity.scale."
+            )
+        if len(vois) == 1 and data.shape[0] > 1:
+            vois = vois * data.shape[0]
+        return np.stack([apply_window(s, v) for s, v in zip(data, vois, strict=True)])
 
     def finish(self, scaled: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
         if meta["photometric"] == "MONOCHROME1":

@@ -149,8 +149,9 @@ def test_config_keys():
     cfg = load_config(None, ["data.intensity.window=[-1000,400]"])
     assert cfg.data.intensity.scale == "window"  # a window given is the one used
     assert load_config(None, []).data.intensity.scale == "auto"
+    # a window scale without a window: each DICOM file's own (tests/data/test_dicom.py)
+    assert load_config(None, ["data.intensity.scale=window"]).data.intensity.window is None
     bad = [
-        (["data.intensity.scale=window"], "needs data.intensity.window"),
         (["data.intensity.percentiles=[99,1]"], "0 <= low < high <= 100"),
         (["data.intensity.window=[5,5]"], "low < high"),
         (["data.intensity.scale=type", "data.intensity.window=[0,9]"], "unset one of them"),
