@@ -69,6 +69,17 @@ def write_error(path: str | os.PathLike, exc: BaseException) -> MedclError:
     return MedclError(f"Cannot write '{path}': {reason}.")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def usual_mode(tmp: str) -> None:
+    """Give a ``mkstemp`` file (0600) the mode ``open()`` would have: 0666 less the umask."""
+    os.chmod(tmp, 0o666 & ~_umask())
+
+
 @contextmanager
 def _replacing(path: Path, suffix: str = ".tmp") -> Iterator[str]:
     """Yield a temporary file name beside ``path``; move it onto ``path`` only on success."""
@@ -77,6 +88,7 @@ def _replacing(path: Path, suffix: str = ".tmp") -> Iterator[str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
         os.close(fd)
+        usual_mode(tmp)  # a run's report and tables stay readable by whoever could read the folder
         yield tmp
         os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:  # RuntimeError: torch.save's failed write

@@ -897,6 +897,9 @@ class _Cache:
     def _write(self, path: Path, write: Any) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=path.name, suffix=".tmp")
         try:
+            from medcl.rundir import usual_mode
+
+            usual_mode(tmp)
             with os.fdopen(fd, "wb") as f:
                 write(f)
             os.replace(tmp, path)
