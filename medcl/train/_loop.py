@@ -112,7 +112,7 @@ def train_loop(
     lr_fn: Callable[[int, int], float] | None = None,
     on_step_end: Callable[[int, int], None] | None = None,
     stats: dict | None = None,
-    progress_every: float = 60.0,
+    progress_every: float = 30.0,
     fingerprint: str | None = None,
     lr_key: str | None = None,
 ) -> list[float]:
