@@ -7,7 +7,9 @@ a run (``medcl stratify assign``) take the lock shared: many readers, no writer 
 
 Under DDP the launcher (rank 0) takes the lock before it starts the other processes, which
 re-run the same command with ``LOCAL_RANK`` (or ``RANK``) set; those share their
-launcher's lock instead of taking one.
+launcher's lock instead of taking one. Under ``torchrun`` and SLURM's ``srun`` every process
+is started by the cluster launcher: global rank 0 (``RANK`` / ``SLURM_PROCID`` 0) takes the
+lock and the others, on this machine or another, rely on it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ _held: dict[str, int] = {}  # real path of a locked directory -> open lock file 
 
 
 def _ddp_worker() -> bool:
-    return any(os.environ.get(k, "0") not in ("", "0") for k in ("LOCAL_RANK", "RANK"))
+    keys = ("LOCAL_RANK", "RANK", "SLURM_PROCID")
+    return any(os.environ.get(k, "0") not in ("", "0") for k in keys)
 
 
 def _holder(fd: int) -> str:

@@ -263,6 +263,12 @@ class RunConfig(_Section):
     devices: int = Field(
         1, ge=1, description="processes for pretraining; > 1 runs DDP (one per GPU)"
     )
+    num_nodes: int = Field(
+        1,
+        ge=1,
+        description="machines for pretraining, run.devices processes on each; > 1 needs a "
+        "launcher that starts every process (srun or torchrun; see the README)",
+    )
     precision: str | None = Field(None, description="null = bf16-mixed on GPU, 32-true on CPU")
     num_threads: int | None = Field(None, ge=1)
     seeds_per_method: dict[str, list[int]] = Field(

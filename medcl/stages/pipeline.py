@@ -48,13 +48,31 @@ def demo_config(quick: bool = False, overrides: list[str] | None = None) -> Conf
     return load_config(None, overrides, base=base)
 
 
+def check_launcher(devices: int, nodes: int) -> None:
+    """Refuse a launcher (torchrun, srun) that started another number of processes than the
+    config asks for: each process would otherwise run the whole command on its own, all of
+    them in one run directory."""
+    import os
+
+    world = os.environ.get("WORLD_SIZE", "")
+    if world.isdigit() and int(world) != devices * nodes:
+        raise MedclError(
+            f"The launcher started {world} processes (WORLD_SIZE={world}) but run.devices x "
+            f"run.num_nodes is {devices} x {nodes} = {devices * nodes}; set run.devices to the "
+            "processes on each machine and run.num_nodes to the number of machines."
+        )
+
+
 def prepare(run: RunDir, cfg: Config, distributed: bool = True):
     """Save the resolved config and open the device(s); ``run.devices`` only if ``distributed``."""
     for m in cfg.run.methods:
         method_or_error(m)
     set_threads(cfg.run.num_threads)
     devices = cfg.run.devices if distributed else 1
-    fabric = make_fabric(cfg.run.device, cfg.run.precision, devices)
+    nodes = cfg.run.num_nodes if distributed else 1
+    if distributed:
+        check_launcher(devices, nodes)
+    fabric = make_fabric(cfg.run.device, cfg.run.precision, devices, nodes)
     if fabric.is_global_zero:
         run.save_config(to_dict(cfg))
     return fabric

@@ -14,10 +14,14 @@ import torch
 from medcl.errors import MedclError
 
 
-def make_fabric(device: str = "auto", precision: str | None = None, devices: int = 1):
+def make_fabric(
+    device: str = "auto", precision: str | None = None, devices: int = 1, num_nodes: int = 1
+):
     """A launched :class:`lightning.fabric.Fabric` for ``device`` ('auto', 'cpu', 'cuda', 'cuda:1', 'mps').
 
     ``devices > 1`` starts that many processes with DDP (one per GPU; on CPUs, gloo).
+    ``num_nodes > 1`` spans machines: a cluster launcher (``srun`` under SLURM, ``torchrun``)
+    starts ``devices`` processes on each, and Fabric reads the ranks from its environment.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from lightning_fabric import Fabric
@@ -40,7 +44,7 @@ def make_fabric(device: str = "auto", precision: str | None = None, devices: int
         )
         precision = "bf16-mixed" if on_gpu else "32-true"
     strategy: object = "auto"
-    if devices != 1 and index is None:
+    if (devices != 1 or num_nodes != 1) and index is None:
         from datetime import timedelta
 
         from lightning_fabric.strategies import DDPStrategy
@@ -51,6 +55,7 @@ def make_fabric(device: str = "auto", precision: str | None = None, devices: int
     fabric = Fabric(
         accelerator=accelerator,
         devices=index or devices,
+        num_nodes=num_nodes if index is None else 1,
         precision=precision,  # type: ignore[arg-type]
         strategy=strategy,  # type: ignore[arg-type]
     )
