@@ -9,23 +9,11 @@ import pytest
 
 from medcl.cli import main
 from tests.cli.conftest import TINY, write_png_folder, write_tiny_config
+from tests.stratify.test_cli import TINY as STRATIFY_TINY
 
 # The smallest pipeline that has every stage: features, cluster, one pretraining, two cells.
 PIPELINE = [*TINY, "run.methods=[random,ufc]", "run.label_fractions=[1.0]"]
-STRATIFY = [
-    "data.max_train=160",
-    "warmup.epochs=2",
-    "warmup.batch_size=64",
-    "decoder.epochs=1",
-    "cluster.k_max=5",
-    "model.widths=[4,8,8]",
-    "model.latent_dim=8",
-    "model.projector=[16,8]",
-    "evaluate.probe_epochs=3",
-    "evaluate.baseline_epochs=1",
-    "evaluate.tsne_points=60",
-    "evaluate.baselines=false",
-]
+STRATIFY = [*STRATIFY_TINY, "evaluate.baselines=false"]
 
 
 @pytest.fixture(scope="session")
