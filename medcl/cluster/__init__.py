@@ -17,6 +17,21 @@ Example:
     3
 """
 
+from medcl.cluster._choose_k import (
+    K_RULES,
+    PARTITION_METHODS,
+    KChoice,
+    argmax_k,
+    choose_k,
+    eigengap_curve,
+    eigengap_k,
+    laplacian_spectrum,
+    largest_above,
+    largest_near_max,
+    partitions,
+    silhouette_curve,
+    stability_curve,
+)
 from medcl.cluster._dbscan import DBSCANClustering, k_distance_eps
 from medcl.cluster._degenerate import degeneracy, largest_sound_k
 from medcl.cluster._elbow import elbow_curve, knee_point, within_cluster_distance
@@ -32,14 +47,27 @@ CLUSTERERS = {
 
 __all__ = [
     "CLUSTERERS",
+    "K_RULES",
+    "PARTITION_METHODS",
+    "argmax_k",
+    "choose_k",
     "DBSCANClustering",
-    "KMeansClustering",
-    "WardClustering",
     "degeneracy",
+    "eigengap_curve",
+    "eigengap_k",
     "elbow_curve",
     "k_distance_eps",
+    "KChoice",
+    "KMeansClustering",
     "knee_point",
+    "laplacian_spectrum",
+    "largest_above",
+    "largest_near_max",
     "largest_sound_k",
+    "partitions",
+    "silhouette_curve",
+    "stability_curve",
+    "WardClustering",
     "weighted_ward",
     "within_cluster_distance",
 ]
