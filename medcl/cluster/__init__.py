@@ -3,8 +3,10 @@
 The main entry point is :class:`WardClustering` (exact Ward up to a few thousand points,
 weighted Ward on k-means micro-clusters beyond), with k chosen at the knee of the mean
 within-cluster distance curve (:func:`degeneracy` and :func:`largest_sound_k` guard
-against a k too fine to serve as pseudo-classes). :class:`KMeansClustering` and :class:`DBSCANClustering` serve
-ablations. Every clusterer follows scikit-learn's estimator contract (``fit(X)`` returns
+against a k too fine to serve as pseudo-classes). :func:`choose_k` reads k from points by
+one of several rules over curves (:data:`CURVE_RULES`: UFC's elbow, the silhouette, the
+eigengap, subsample stability) and returns it with its evidence. :class:`KMeansClustering`
+and :class:`DBSCANClustering` serve ablations. Every clusterer follows scikit-learn's estimator contract (``fit(X)`` returns
 ``self`` and sets ``labels_`` and ``n_clusters_``) and is listed in :data:`CLUSTERERS`.
 
 This package does not import torch.
@@ -18,6 +20,7 @@ Example:
 """
 
 from medcl.cluster._choose_k import (
+    CURVE_RULES,
     K_RULES,
     PARTITION_METHODS,
     KChoice,
@@ -47,6 +50,7 @@ CLUSTERERS = {
 
 __all__ = [
     "CLUSTERERS",
+    "CURVE_RULES",
     "K_RULES",
     "PARTITION_METHODS",
     "argmax_k",

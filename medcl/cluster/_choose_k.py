@@ -48,6 +48,7 @@ from scipy.sparse.linalg import eigsh
 from medcl.cluster._elbow import knee_point
 
 __all__ = [
+    "CURVE_RULES",
     "K_RULES",
     "PARTITION_METHODS",
     "KChoice",
@@ -130,6 +131,17 @@ def largest_above(ks, values, threshold: float = 0.75) -> int:
 def eigengap_k(ks, gaps) -> int:
     """The k with the largest eigengap (:func:`eigengap_curve`); von Luxburg 2007, 8.3."""
     return argmax_k(ks, gaps)
+
+
+# The rules as functions over one curve, by the name of the curve they read: what UFC's
+# cluster stage (``CURVE_RULES["elbow"](ks, ward.curve_)``) and medcl stratify share.
+CURVE_RULES: dict[str, Callable[..., int]] = {
+    "elbow": knee_point,
+    "silhouette": argmax_k,
+    "silhouette_tol": largest_near_max,
+    "eigengap": eigengap_k,
+    "stability": largest_above,
+}
 
 
 # --------------------------------------------------------------------------- partitions
@@ -397,7 +409,7 @@ class KChoice:
     confident: bool = True
 
 
-K_RULES = ("stability", "silhouette", "silhouette_tol", "eigengap", "elbow")
+K_RULES = ("stability", "silhouette", "silhouette_tol", "eigengap", "elbow")  # choose_k's rules
 
 
 def choose_k(
@@ -455,21 +467,21 @@ def choose_k(
         ward = WardClustering(k_range=(ks[0], ks[-1]), random_state=seed).fit(X)
         assert ward.k_values_ is not None and ward.curve_ is not None
         ks = [int(k) for k in ward.k_values_]
-        k = int(knee_point(ks, ward.curve_))
+        k = CURVE_RULES["elbow"](ks, ward.curve_)
         return KChoice(k, rule, ks, {"elbow": [float(v) for v in ward.curve_]}, [k])
     if rule == "stability":
         curve = stability_curve(
             X, ks, method, n_resamples=n_resamples, fraction=fraction, seed=seed
         )
         ok = curve >= threshold
-        k = largest_above(ks, curve, threshold)
+        k = CURVE_RULES["stability"](ks, curve, threshold)
         plausible = [k_ for k_, good in zip(ks, ok, strict=True) if good]
         return KChoice(k, rule, ks, {"stability": curve.tolist()}, plausible or [k], bool(ok.any()))
     if rule == "eigengap":
         vals, _ = laplacian_spectrum(X, min(ks[-1] + 1, len(X) - 1), seed=seed)
         gaps = eigengap_curve(vals, ks)
-        k = eigengap_k(ks, gaps)
+        k = CURVE_RULES["eigengap"](ks, gaps)
         return KChoice(k, rule, ks, {"eigengap": gaps.tolist(), "eigenvalues": vals.tolist()}, [k])
     sil = silhouette_curve(X, partitions(X, ks, method, seed=seed), seed=seed)
-    k = argmax_k(ks, sil) if rule == "silhouette" else largest_near_max(ks, sil, tol)
+    k = CURVE_RULES[rule](ks, sil) if rule == "silhouette" else largest_near_max(ks, sil, tol)
     return KChoice(k, rule, ks, {"silhouette": sil.tolist()}, [k])

@@ -6,6 +6,7 @@ from sklearn.cluster import SpectralClustering
 from sklearn.metrics import adjusted_rand_score
 
 from medcl.cluster import (
+    CURVE_RULES,
     K_RULES,
     KMeansClustering,
     WardClustering,
@@ -214,7 +215,7 @@ def test_elbow_rule_is_ufcs_ward_elbow():
     z = (rng.normal(size=(10, 8)) * 6.0)[truth] + rng.normal(size=(400, 8))
     c = choose_k(z, range(2, 21), rule="elbow")
     ward = WardClustering(k_range=(2, 20)).fit(z)
-    assert c.k == ward.elbow_k_ == 9
+    assert c.k == ward.elbow_k_ == 9 == CURVE_RULES["elbow"](ward.k_values_, ward.curve_)
     np.testing.assert_allclose(c.curves["elbow"], ward.curve_)
     assert choose_k(z, range(2, 21), method="ward", rule="stability").k == 10
 
@@ -253,3 +254,17 @@ def test_bad_points_raise():
         choose_k(np.zeros(5))
     with pytest.raises(ValueError, match="score"):
         stability_curve(np.eye(20), [2], score="nmi")
+
+
+@pytest.mark.slow
+def test_mnist_sized_close_pair():
+    """The issue's setting at its size: ~4,600 unbalanced points (363-627 per class), 64-d, noisy, one close pair. The silhouette merges the pair (k = 9); stability
+    separates it (k = 10), in well under a minute."""
+    import time
+
+    sizes = np.random.default_rng(0).integers(363, 628, size=10)
+    x, truth = sphere_blobs(sizes, 1.05, seed=0, dim=64, close=0.6)
+    t0 = time.perf_counter()
+    stab = choose_k(x.astype(np.float32), range(2, 21), rule="stability")
+    assert time.perf_counter() - t0 < 60
+    assert stab.k == 10 and choose_k(x, range(2, 21), rule="silhouette").k == 9
