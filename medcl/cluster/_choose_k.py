@@ -385,6 +385,13 @@ def stability_curve(
 # --------------------------------------------------------------------------- the entry point
 
 
+def _eigengaps(X: np.ndarray, ks: list[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if ks[-1] + 1 > len(X) - 1:
+        raise ValueError(f"the eigengap needs k <= n - 2 = {len(X) - 2}, got k = {ks[-1]}")
+    vals, _ = laplacian_spectrum(X, ks[-1] + 1, seed=seed)
+    return eigengap_curve(vals, ks), vals
+
+
 @dataclass(frozen=True)
 class KChoice:
     """A chosen k and its evidence.
@@ -393,7 +400,9 @@ class KChoice:
         k: the chosen number of clusters.
         rule: the rule that chose it.
         k_values: the k searched, ascending.
-        curves: ``{name: (len(k_values),) values}`` every curve computed (the rule's first).
+        curves: ``{name: values}`` every curve computed, each over ``k_values``, the rule's
+            first (``stability`` adds the ``eigengap`` as a second line of evidence;
+            ``eigengap`` adds the ``eigenvalues`` themselves, ``lambda_1..lambda_{k_max+1}``).
         plausible: the k the evidence does not rule out (for ``stability``, every k whose
             worst cluster reaches the threshold; for the others, ``[k]``).
         confident: ``False`` when the rule found no k it trusts (``stability``: no k reaches
@@ -476,10 +485,11 @@ def choose_k(
         ok = curve >= threshold
         k = CURVE_RULES["stability"](ks, curve, threshold)
         plausible = [k_ for k_, good in zip(ks, ok, strict=True) if good]
-        return KChoice(k, rule, ks, {"stability": curve.tolist()}, plausible or [k], bool(ok.any()))
+        # the eigengap as a second, cheap line of evidence for the report (not used for k)
+        curves = {"stability": curve.tolist(), "eigengap": _eigengaps(X, ks, seed)[0].tolist()}
+        return KChoice(k, rule, ks, curves, plausible or [k], bool(ok.any()))
     if rule == "eigengap":
-        vals, _ = laplacian_spectrum(X, min(ks[-1] + 1, len(X) - 1), seed=seed)
-        gaps = eigengap_curve(vals, ks)
+        gaps, vals = _eigengaps(X, ks, seed)
         k = CURVE_RULES["eigengap"](ks, gaps)
         return KChoice(k, rule, ks, {"eigengap": gaps.tolist(), "eigenvalues": vals.tolist()}, [k])
     sil = silhouette_curve(X, partitions(X, ks, method, seed=seed), seed=seed)
