@@ -44,6 +44,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import laplacian as csgraph_laplacian
 from scipy.sparse.linalg import eigsh
+from sklearn.metrics import adjusted_rand_score
 
 from medcl.cluster._elbow import knee_point
 
@@ -321,8 +322,9 @@ def _worst_cluster_jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return float(min(jac.max(1).min(), jac.max(0).min()))
 
 
-STABILITY_SCORES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+_SCORES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "worst_jaccard": _worst_cluster_jaccard,
+    "ari": adjusted_rand_score,
 }
 
 
@@ -352,17 +354,14 @@ def stability_curve(
     Returns:
         ``(len(ks),)`` float64 in [0, 1] (ARI can be below 0).
     """
-    from sklearn.metrics import adjusted_rand_score
-
     X = _check_points(X)
     _check_method(method)
     if not isinstance(n_resamples, numbers.Integral) or n_resamples < 2:
         raise ValueError(f"n_resamples must be an int >= 2, got {n_resamples!r}")
     if not isinstance(fraction, numbers.Real) or not 0.1 <= fraction < 1:
         raise ValueError(f"fraction must lie in [0.1, 1), got {fraction!r}")
-    scorers = {**STABILITY_SCORES, "ari": adjusted_rand_score}
-    if score not in scorers:
-        raise ValueError(f"score must be one of {tuple(scorers)}, got {score!r}")
+    if score not in _SCORES:
+        raise ValueError(f"score must be one of {tuple(_SCORES)}, got {score!r}")
     n = len(X)
     m = int(round(fraction * n))
     ks = _check_ks(ks, m)
@@ -378,7 +377,7 @@ def stability_curve(
     for p, (i, j) in enumerate(itertools.combinations(range(n_resamples), 2)):
         shared = np.intersect1d(subsets[i], subsets[j], assume_unique=True)
         for q in range(len(ks)):
-            scores[q, p] = scorers[score](fits[i][q, shared], fits[j][q, shared])
+            scores[q, p] = _SCORES[score](fits[i][q, shared], fits[j][q, shared])
     return np.median(scores, axis=1)
 
 
