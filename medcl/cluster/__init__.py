@@ -3,8 +3,10 @@
 The main entry point is :class:`WardClustering` (exact Ward up to a few thousand points,
 weighted Ward on k-means micro-clusters beyond), with k chosen at the knee of the mean
 within-cluster distance curve (:func:`degeneracy` and :func:`largest_sound_k` guard
-against a k too fine to serve as pseudo-classes). :class:`KMeansClustering` and :class:`DBSCANClustering` serve
-ablations. Every clusterer follows scikit-learn's estimator contract (``fit(X)`` returns
+against a k too fine to serve as pseudo-classes). :func:`choose_k` reads k from points by
+one of several rules over curves (:data:`CURVE_RULES`: UFC's elbow, the silhouette, the
+eigengap, subsample stability) and returns it with its evidence. :class:`KMeansClustering`
+and :class:`DBSCANClustering` serve ablations. Every clusterer follows scikit-learn's estimator contract (``fit(X)`` returns
 ``self`` and sets ``labels_`` and ``n_clusters_``) and is listed in :data:`CLUSTERERS`.
 
 This package does not import torch.
@@ -17,6 +19,22 @@ Example:
     3
 """
 
+from medcl.cluster._choose_k import (
+    CURVE_RULES,
+    K_RULES,
+    PARTITION_METHODS,
+    KChoice,
+    argmax_k,
+    choose_k,
+    eigengap_curve,
+    eigengap_k,
+    laplacian_spectrum,
+    largest_above,
+    largest_near_max,
+    partitions,
+    silhouette_curve,
+    stability_curve,
+)
 from medcl.cluster._dbscan import DBSCANClustering, k_distance_eps
 from medcl.cluster._degenerate import degeneracy, largest_sound_k
 from medcl.cluster._elbow import elbow_curve, knee_point, within_cluster_distance
@@ -32,14 +50,28 @@ CLUSTERERS = {
 
 __all__ = [
     "CLUSTERERS",
+    "CURVE_RULES",
+    "K_RULES",
+    "PARTITION_METHODS",
+    "argmax_k",
+    "choose_k",
     "DBSCANClustering",
-    "KMeansClustering",
-    "WardClustering",
     "degeneracy",
+    "eigengap_curve",
+    "eigengap_k",
     "elbow_curve",
     "k_distance_eps",
+    "KChoice",
+    "KMeansClustering",
     "knee_point",
+    "laplacian_spectrum",
+    "largest_above",
+    "largest_near_max",
     "largest_sound_k",
+    "partitions",
+    "silhouette_curve",
+    "stability_curve",
+    "WardClustering",
     "weighted_ward",
     "within_cluster_distance",
 ]
