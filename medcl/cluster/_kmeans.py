@@ -16,6 +16,11 @@ from medcl.cluster._elbow import cluster_sums
 
 __all__ = ["KMeansClustering"]
 
+# Rows per faiss search call. A multiple of faiss's query tile (4096 rows), so every tile holds
+# the same rows as in one search over all points and the labels are identical; faiss's own
+# buffers (distances, query norms) then scale with the chunk, not with n.
+_ASSIGN_CHUNK = 262_144
+
 
 def _faiss():
     try:
@@ -41,6 +46,32 @@ def check_random_state_arg(random_state) -> None:
         raise ValueError(f"random_state must be None or a non-negative int, got {random_state!r}")
 
 
+def nearest_centre(index, x32: np.ndarray, chunk: int | None = None) -> np.ndarray:
+    """``(n,)`` int64 nearest centre in the faiss ``index`` of every row of float32 ``x32``.
+
+    Searches ``chunk`` rows at a time into one preallocated label array. Equals
+    ``index.search(x32, 1)[1].ravel()`` exactly, without its ``(n, 1)`` distance array or
+    faiss's ``(n,)`` buffer of query norms: the chunk is rounded up to a multiple of faiss's
+    query tile, so every tile holds the same rows as in one search, and to at least
+    ``distance_compute_blas_threshold / d`` rows, below which faiss would switch from BLAS
+    to direct distances (other rounding); the last chunk takes the remainder.
+    """
+    import faiss
+
+    n, d = x32.shape
+    tile = max(1, int(faiss.cvar.distance_compute_blas_query_bs))
+    least = -(-int(faiss.cvar.distance_compute_blas_threshold) // max(d, 1))
+    chunk = max(_ASSIGN_CHUNK if chunk is None else chunk, least, 1)
+    chunk = -(-chunk // tile) * tile
+    labels = np.empty(n, dtype=np.int64)
+    starts = range(0, max(n - chunk, 0) + 1, chunk)
+    dist = np.empty((min(n, 2 * chunk), 1), dtype=np.float32)
+    for i, s in enumerate(starts):
+        e = n if i == len(starts) - 1 else s + chunk
+        index.search(x32[s:e], 1, D=dist[: e - s], I=labels[s:e].reshape(-1, 1))
+    return labels
+
+
 def kmeans(
     X: np.ndarray,
     k: int,
@@ -56,9 +87,14 @@ def kmeans(
     With ``use_faiss`` (and faiss installed) it trains on at most
     ``max_points_per_centroid * k`` randomly drawn points from a random initialisation, keeps
     the best of ``n_init`` runs, then assigns every point to its nearest centre. Otherwise
-    scikit-learn's k-means++ ``KMeans`` (``MiniBatchKMeans`` above 50,000 points) is used. Empty clusters are dropped, so the number of
-    returned clusters may be below ``k``. Means are recomputed from the final assignment in
-    float64, so they are the exact centroids of the returned partition.
+    scikit-learn's k-means++ ``KMeans`` (``MiniBatchKMeans`` above 50,000 points) is used.
+    Empty clusters are dropped, so the number of returned clusters may be below ``k``. Means
+    are recomputed from the final assignment in float64, so they are the exact centroids of
+    the returned partition.
+
+    Memory beyond ``X``: the ``(n,)`` int64 labels and blocks of a fixed number of rows (the
+    assignment and the float64 sums stream over ``X``). A float32 C-contiguous ``X`` is not
+    copied; any other ``X`` is converted once to float32 for faiss.
 
     Returns:
         ``labels`` ``(n,)`` int64 in ``0..k'-1``, ``centers`` ``(k', d)`` float64,
@@ -79,8 +115,7 @@ def kmeans(
             verbose=False,
         )
         km.train(x32)
-        _, assigned = km.index.search(x32, 1)
-        labels = assigned.ravel().astype(np.int64)
+        labels = nearest_centre(km.index, x32)
     else:
         from sklearn.cluster import KMeans, MiniBatchKMeans
 
@@ -97,9 +132,11 @@ def kmeans(
         labels = est.fit_predict(X).astype(np.int64)
     counts = np.bincount(labels, minlength=k)
     kept = np.flatnonzero(counts)
-    remap = np.full(k, -1, dtype=np.int64)
-    remap[kept] = np.arange(len(kept))
-    labels = remap[labels]
+    if len(kept) < k:
+        remap = np.full(k, -1, dtype=np.int64)
+        remap[kept] = np.arange(len(kept))
+        for s in range(0, n, _ASSIGN_CHUNK):  # in place: no second (n,) array
+            labels[s : s + _ASSIGN_CHUNK] = remap[labels[s : s + _ASSIGN_CHUNK]]
     sums, counts_f = cluster_sums(X, labels, len(kept))
     return labels, sums / counts_f[:, None], counts_f
 

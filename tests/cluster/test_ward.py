@@ -213,3 +213,25 @@ def test_float32_input_and_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_micro_fit_makes_no_copy_of_X(dtype):
+    # tracemalloc sees numpy's allocations (not faiss's own, which scale with a chunk); the
+    # (n,) int64 labels are 8 bytes a point, a float64 copy of X would be 8 * d
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n, d = 1_000_000, 16
+    X = rng.normal(size=(n, d)).astype(dtype)
+    X[:, 0] += rng.integers(0, 5, size=n) * 8
+    tracemalloc.start()
+    try:
+        ward = WardClustering(n_micro=100, k_range=(2, 20), curve_sample=20_000).fit(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert ward.n_clusters_ == 5
+    # float32: not even a float32 copy (check_array, faiss and the curve use X as it is);
+    # float64: the one float32 conversion for faiss (half of X), no float64 copy
+    assert peak < (0.5 if dtype == np.float32 else 1.0) * X.nbytes, peak / X.nbytes
