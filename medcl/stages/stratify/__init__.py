@@ -20,7 +20,7 @@ stage         reads                                        writes
 """
 
 from medcl.stages.stratify._shared import latent_space, load_stratify_data
-from medcl.stages.stratify.assign import assign
+from medcl.stages.stratify.assign_images import assign
 from medcl.stages.stratify.clustering import (
     K_RULES,
     choose_k,
