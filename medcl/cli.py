@@ -209,7 +209,8 @@ def _stratify_parsers(sub) -> None:
         "  medcl stratify stratify-mnist --out runs/mnist        # the packaged MNIST config\n"
         "  medcl stratify stratify-mnist warmup.epochs=10 cluster.k=10\n"
         "  medcl stratify --run runs/mnist --stage cluster cluster.k=11   # one stage alone\n"
-        "  medcl stratify assign --run runs/mnist a.png b.png [--csv out.csv]",
+        "  medcl stratify assign --run runs/mnist a.png b.png [--csv out.csv]\n\n"
+        "`medcl stratify run --help` lists the options (--out, --run, --stage, --fresh).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which = strat.add_subparsers(dest="stratify_command", metavar="run|assign")
@@ -591,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     # Overrides may come after options (`--out DIR key=value`): argparse leaves those over.
     args, extra = parser.parse_known_args(argv)
     if extra:
-        target = "overrides" if hasattr(args, "overrides") else "args"
+        target = next((t for t in ("overrides", "args", "images") if hasattr(args, t)), "args")
         if not hasattr(args, target) or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         getattr(args, target).extend(extra)

@@ -56,3 +56,9 @@ def test_one_stage_alone_from_the_run_directory(tmp_path, capsys):
     for stage in ("embed", "cluster", "decoder", "evaluate", "report"):
         assert main(["stratify", "--run", str(out), "--stage", stage]) == 0, stage
     assert (out / "report.html").is_file() and (out / "metrics.json").is_file()
+
+
+def test_the_cli_names_every_stage_in_order():
+    from medcl.cli import STRATIFY_STAGES
+
+    assert STRATIFY_STAGES == tuple(STAGES)
