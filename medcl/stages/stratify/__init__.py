@@ -23,8 +23,8 @@ from medcl.stages.stratify._shared import latent_space, load_stratify_data
 from medcl.stages.stratify.assign_images import assign
 from medcl.stages.stratify.clustering import (
     K_RULES,
-    choose_k,
     cluster_latents,
+    k_by_rule,
     silhouette_curve,
     update_prototypes,
 )
@@ -40,7 +40,7 @@ __all__ = [
     "StratifyConfig",
     "assign",
     "assign_latents",
-    "choose_k",
+    "k_by_rule",
     "cluster_latents",
     "latent_space",
     "load_stratify_config",

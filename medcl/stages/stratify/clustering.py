@@ -5,7 +5,7 @@ space of ``cluster.normalize``), ``cluster.json`` (k, the curves it was read fro
 ``train_latents.npy`` / ``train_clusters.npy`` (what ``cluster.assign=knn`` votes with) and
 ``cluster/done.json``.
 
-The choice of k is one call, :func:`choose_k`, over a table of rules (:data:`K_RULES`): a
+The choice of k is one call, :func:`k_by_rule`, over a table of rules (:data:`K_RULES`): a
 new rule is a function there plus a ``cluster.k_rule`` value.
 """
 
@@ -103,7 +103,7 @@ def _silhouette_rule(info: dict, labels_for: Callable[[int], np.ndarray], z, see
 K_RULES: dict[str, Callable[..., int]] = {"elbow": _elbow_rule, "silhouette": _silhouette_rule}
 
 
-def choose_k(rule: str, info: dict, labels_for: Callable[[int], np.ndarray], z, seed: int) -> int:
+def k_by_rule(rule: str, info: dict, labels_for: Callable[[int], np.ndarray], z, seed: int) -> int:
     """k by ``cluster.k_rule`` from ``info`` (``k_values``, ``curve``, ``elbow_k``)."""
     return int(K_RULES[rule](info, labels_for, z, seed))
 
@@ -117,7 +117,7 @@ def cluster_latents(z: np.ndarray, cfg) -> tuple[np.ndarray, int, dict]:
     clustering of the 10-nearest-neighbour graph, which follows curved groups that a partition
     into convex cells cuts across (its curve is the Ward tree's).
 
-    k is ``cluster.k`` if given, else :func:`choose_k` by ``cluster.k_rule``: ``elbow`` (the
+    k is ``cluster.k`` if given, else :func:`k_by_rule` by ``cluster.k_rule``: ``elbow`` (the
     paper) takes the knee of the within-cluster distance curve; ``silhouette`` takes the k
     whose partition by ``method`` has the highest mean cosine silhouette: compact groups far
     from their neighbours, with no curve shape to read.
@@ -150,7 +150,7 @@ def cluster_latents(z: np.ndarray, cfg) -> tuple[np.ndarray, int, dict]:
         cache[k_] = partition(z, c.method, k_, seed, ward)
         return cache[k_]
 
-    chosen = choose_k(c.k_rule, info, labels_for, z, seed)
+    chosen = k_by_rule(c.k_rule, info, labels_for, z, seed)
     k = c.k or chosen
     if k in cache:
         return cache[k], int(k), info
