@@ -27,7 +27,8 @@ import torch.nn.functional as F  # noqa: E402
 
 def make_step(channels_last: bool, batch: int):
     from medcl.losses import cluster_contrastive_loss
-    from medcl.stages.stratify import build_model, make_views
+    from medcl.stages.stratify._shared import build_model
+    from medcl.stages.stratify.warmup import make_views
     from medcl.stratify_config import load_stratify_config
     from medcl.train import LARS, lars_param_groups
 

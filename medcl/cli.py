@@ -185,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--run", required=True, metavar="DIR", help="the run directory")
     export.add_argument("--out", metavar="FILE", help="default: DIR/export/METHOD_seedS_NETWORK.pt")
 
+    _stratify_parsers(sub)
+    return parser
+
+
+STRATIFY_STAGES = ("warmup", "embed", "cluster", "decoder", "evaluate", "report")
+
+
+def _stratify_parsers(sub) -> None:
+    """``medcl stratify [run] ...`` (the stages) and ``medcl stratify assign`` (new images)."""
     strat = sub.add_parser(
         "stratify",
         help="unsupervised stratification with a contrastive autoencoder (Ferrante et al.)",
@@ -192,25 +201,58 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster its latent space (cluster.method kmeans, ward or spectral; k from the elbow or "
         "the silhouette, cluster.k_rule), decode the prototypes with a "
         "conditional decoder and judge the clusters against labels (majority mapping, kNN, "
-        "linear probe). Writes config.yaml, assignments.csv, prototypes.npy, metrics.json/.md "
-        "and report.html into the run directory; rerun the same command to resume.",
+        "linear probe). Six stages, each with its done.json in the run directory: "
+        f"{' -> '.join(STRATIFY_STAGES)}. A rerun reuses every finished stage and recomputes "
+        "the one whose settings changed and those after it (one line each says why). Writes "
+        "config.yaml, assignments.csv, prototypes.npy, metrics.json/.md and report.html.",
         epilog="examples:\n"
         "  medcl stratify stratify-mnist --out runs/mnist        # the packaged MNIST config\n"
         "  medcl stratify stratify-mnist warmup.epochs=10 cluster.k=10\n"
-        "  medcl stratify assign --run runs/mnist a.png b.png [--csv out.csv]",
+        "  medcl stratify --run runs/mnist --stage cluster cluster.k=11   # one stage alone\n"
+        "  medcl stratify assign --run runs/mnist a.png b.png [--csv out.csv]\n\n"
+        "`medcl stratify run --help` lists the options (--out, --run, --stage, --fresh).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    strat.add_argument(
+    which = strat.add_subparsers(dest="stratify_command", metavar="run|assign")
+    run = which.add_parser(
+        "run",
+        help="run the stages (the default: `medcl stratify CONFIG` is `medcl stratify run CONFIG`)",
+    )
+    run.add_argument(
         "args",
         nargs="*",
-        metavar="CONFIG.yaml|key=value|assign IMAGE",
-        help="a YAML config and/or section.key=value overrides; or `assign` and image files",
+        metavar="CONFIG.yaml|key=value",
+        help="a YAML config (a path or a packaged name) and/or section.key=value overrides",
     )
-    strat.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
-    strat.add_argument("--run", metavar="DIR", help="assign: the trained run directory")
-    strat.add_argument("--csv", metavar="FILE", help="assign: also write the assignments here")
-    _fresh_arg(strat)
-    return parser
+    run.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config name>)")
+    run.add_argument(
+        "--run",
+        metavar="DIR",
+        help="an existing run directory: its saved config.yaml, then the overrides",
+    )
+    run.add_argument(
+        "--stage",
+        choices=STRATIFY_STAGES,
+        help="run this stage alone; the stages before it must be finished and current",
+    )
+    _fresh_arg(run)
+    assign = which.add_parser(
+        "assign",
+        help="assign image files to the strata of a finished run",
+        description="Give each image file the stratum of a finished `medcl stratify` run "
+        "(nearest prototype, or cluster.assign=knn), converted like a folder load.",
+    )
+    assign.add_argument("images", nargs="*", metavar="IMAGE", help="image files")
+    assign.add_argument("--run", metavar="DIR", help="the finished stratify run directory")
+    assign.add_argument("--csv", metavar="FILE", help="also write the assignments here")
+
+
+def _stratify_argv(argv: list[str]) -> list[str]:
+    """``stratify CONFIG ...`` is ``stratify run CONFIG ...``: run is the default subcommand."""
+    if argv and argv[0] == "stratify":
+        if len(argv) == 1 or argv[1] not in ("run", "assign", "-h", "--help"):
+            return ["stratify", "run", *argv[1:]]
+    return argv
 
 
 def _packaged_config(name: str) -> str | None:
@@ -508,39 +550,49 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_stratify(args) -> int:
-    items = list(args.args)
-    if items and items[0] == "assign":
+    if args.stratify_command == "assign":
         from medcl.stages.stratify import assign
 
         if not args.run:
             raise MedclError("`medcl stratify assign` needs --run DIR, a finished stratify run.")
         if Path(args.run).is_dir():
             _open_run(args.run, shared=True)  # no stratify run rewrites it meanwhile
-        rows = assign(args.run, items[1:], args.csv)
+        rows = assign(args.run, args.images, args.csv)
         for r in rows:
             print(f"{r['path']}\tcluster {r['cluster']}\tdistance {r['distance']:.4f}")
         return 0
-    from medcl.stages.stratify import run_stratify
-    from medcl.stratify_config import load_stratify_config
+    from medcl.stages.stratify import load_stratify_config, run_stratify
 
-    config, overrides = _split_args(items)
+    config, overrides = _split_args(list(args.args))
+    if args.run and args.out and Path(args.run) != Path(args.out):
+        raise MedclError("Give the run directory once: --run DIR or --out DIR, not both.")
+    out = args.run or args.out or str(Path("runs") / (Path(config).stem if config else "stratify"))
+    if args.run and config is None:  # the run's own config, then the overrides
+        config = str(Path(args.run) / "config.yaml")
+        if not Path(config).is_file():
+            raise MedclError(
+                f"Run directory '{args.run}' has no config.yaml yet; give a config file, e.g. "
+                f"`medcl stratify stratify-mnist --out {args.run}`."
+            )
     cfg = load_stratify_config(config, overrides)
-    out = args.out or str(Path("runs") / (Path(config).stem if config else "stratify"))
     _open_run(out, args.fresh)
-    metrics = run_stratify(cfg, out)
+    result = run_stratify(cfg, out, args.stage)
+    if args.stage not in (None, "evaluate", "report"):
+        print(f"Stage {args.stage} finished in {out}.")
+        return 0
     print((Path(out) / "metrics.md").read_text())
-    print(
-        f"Finished in {metrics['seconds']['total'] / 60:.1f} min. Report: {Path(out) / 'report.html'}"
-    )
+    seconds = result.get("seconds", {}).get("total", 0) if args.stage is None else 0
+    print(f"Finished in {seconds / 60:.1f} min. Report: {Path(out) / 'report.html'}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = _stratify_argv(list(sys.argv[1:] if argv is None else argv))
     # Overrides may come after options (`--out DIR key=value`): argparse leaves those over.
     args, extra = parser.parse_known_args(argv)
     if extra:
-        target = "overrides" if hasattr(args, "overrides") else "args"
+        target = next((t for t in ("overrides", "args", "images") if hasattr(args, t)), "args")
         if not hasattr(args, target) or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         getattr(args, target).extend(extra)

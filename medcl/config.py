@@ -8,7 +8,7 @@ take this object: stages unpack it into explicit arguments.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, overload
 
 import yaml
 from pydantic import (
@@ -178,19 +178,46 @@ class FeaturesConfig(_Section):
     lr: float = Field(1e-3, gt=0)
 
 
-class ClusterConfig(_Section):
-    method: Literal["ward", "kmeans", "dbscan"] = "ward"
+class KRangeSection(_Section):
+    """How k is chosen, shared by every job's ``cluster`` section: fixed, or read from a curve
+    over ``k_min..k_max``. Checked here (:meth:`_k_range`) and against the number of images
+    by :func:`check_k_for`, for every job alike."""
+
+    # the smallest k_max - k_min a curve needs: UFC's elbow reads at least two points
+    _min_span: ClassVar[int] = 0
+
     k: int | None = Field(None, ge=2, description="fixed k; null = elbow of the curve")
     k_min: int = Field(2, ge=2)
     k_max: int = Field(30, ge=2)
 
     @model_validator(mode="after")
-    def _k_range(self) -> ClusterConfig:
-        if self.k_min >= self.k_max:
+    def _k_range(self) -> KRangeSection:
+        if self.k_max - self.k_min < self._min_span:
+            relation = "smaller than" if self._min_span else "at most"
             raise ValueError(
-                f"cluster.k_min={self.k_min} must be smaller than cluster.k_max={self.k_max}"
+                f"cluster.k_min={self.k_min} must be {relation} cluster.k_max={self.k_max}"
             )
         return self
+
+
+def check_k_for(c: KRangeSection, n: int, what: str = "images") -> None:
+    """Refuse a k that ``n`` clustered items cannot give (one sentence naming the key)."""
+    if c.k is not None and c.k > n:
+        raise MedclError(
+            f"cluster.k={c.k} is larger than the number of {what} ({n}); choose "
+            f"k <= {n} or leave cluster.k unset."
+        )
+    if c.k is None and c.k_min > n - 1:
+        raise MedclError(
+            f"cluster.k_min={c.k_min} leaves no k to try with {n} {what}; choose "
+            f"cluster.k_min <= {n - 1}."
+        )
+
+
+class ClusterConfig(KRangeSection):
+    _min_span: ClassVar[int] = 1
+
+    method: Literal["ward", "kmeans", "dbscan"] = "ward"
 
 
 class PretrainConfig(_Section):
@@ -255,11 +282,17 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-t
               "32", "bf16", "16", "64")  # fmt: skip
 
 
-class RunConfig(_Section):
+class RunBase(_Section):
+    """What every job's ``run`` section holds: where it computes, and with how many threads."""
+
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
+    num_threads: int | None = Field(None, ge=1)
+
+
+class RunConfig(RunBase):
     methods: list[str] = ["random", "simclr", "ufc"]
     label_fractions: list[float] = [0.05, 0.1, 0.2, 1.0]
     seeds: list[int] = [0, 1, 2]
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
     devices: int = Field(
         1, ge=1, description="processes for pretraining; > 1 runs DDP (one per GPU)"
     )
@@ -270,7 +303,6 @@ class RunConfig(_Section):
         "launcher that starts every process (srun or torchrun; see the README)",
     )
     precision: str | None = Field(None, description="null = bf16-mixed on GPU, 32-true on CPU")
-    num_threads: int | None = Field(None, ge=1)
     seeds_per_method: dict[str, list[int]] = Field(
         {},
         description="seeds of the named methods instead of run.seeds, e.g. {moco: [0, 1, 2]}: "
@@ -460,11 +492,27 @@ def load_validated(
         raise _explain(e, source, model) from None
 
 
+@overload
 def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
-) -> Config:
-    """Build a validated :class:`Config` from defaults, ``base``, a YAML file and overrides."""
-    return load_validated(Config, path, overrides, base)
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict | None = None,
+) -> Config: ...
+
+
+@overload
+def load_config(
+    path: str | Path | None, overrides: list[str] | None, base: dict | None, schema: type[M]
+) -> M: ...
+
+
+def load_config(path=None, overrides=None, base=None, schema=Config):
+    """Build a validated config of one job from defaults, ``base``, a YAML file and overrides.
+
+    ``schema`` is the job's config model: :class:`Config` (UFC pipeline, benchmark,
+    segment-prior) or :class:`medcl.stratify_config.StratifyConfig`. The one loader of every job.
+    """
+    return load_validated(schema, path, overrides, base)
 
 
 def to_dict(cfg: Config) -> dict:

@@ -1,7 +1,10 @@
 """Typed config of ``medcl stratify`` (the contrastive autoencoder of Ferrante et al.).
 
-Same conventions as :mod:`medcl.config`: YAML plus ``section.key=value`` overrides, unknown
-keys and bad values reported as one :class:`~medcl.errors.MedclError` sentence.
+Same conventions as :mod:`medcl.config`, and built from its parts: its sections are
+:mod:`medcl.config` sections, ``cluster`` extends the choice of k every job shares
+(:class:`~medcl.config.KRangeSection`, checked there), ``run`` extends
+:class:`~medcl.config.RunBase`, and it is loaded by the one loader,
+:func:`medcl.config.load_config`.
 """
 
 from __future__ import annotations
@@ -9,13 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
-from medcl.config import load_validated
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from medcl.config import KRangeSection, RunBase, _Section, load_config
 
 
 class StratifyDataConfig(_Section):
@@ -104,7 +103,7 @@ class WarmupConfig(_Section):
         return self
 
 
-class StratifyClusterConfig(_Section):
+class StratifyClusterConfig(KRangeSection):
     method: Literal["kmeans", "ward", "spectral"] = Field(
         "kmeans",
         description="kmeans (the paper), ward (medcl.cluster.WardClustering), or spectral "
@@ -116,13 +115,11 @@ class StratifyClusterConfig(_Section):
         "prototype (the paper) or the majority stratum of their evaluate.knn_k nearest "
         "training latents",
     )
-    k: int | None = Field(None, ge=2, description="fixed k; null = read from k_rule")
     k_rule: Literal["elbow", "silhouette"] = Field(
         "elbow",
         description="how k is chosen when k is null: the knee of the within-cluster distance "
         "curve (the paper), or the highest mean cosine silhouette of the method's partitions",
     )
-    k_min: int = Field(2, ge=2)
     k_max: int = Field(20, ge=2)
     normalize: bool = Field(True, description="cluster L2-normalised latents (cosine geometry)")
     temperature: float = Field(0.1, gt=0, description="soft assignment softmax temperature")
@@ -151,10 +148,8 @@ class StratifyEvalConfig(_Section):
     tsne_points: int = Field(1000, ge=10, description="points in the t-SNE plot")
 
 
-class StratifyRunConfig(_Section):
+class StratifyRunConfig(RunBase):
     seed: int = Field(0, ge=0)
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
-    num_threads: int | None = Field(None, ge=1)
 
 
 class StratifyConfig(_Section):
@@ -168,8 +163,6 @@ class StratifyConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> StratifyConfig:
-        if self.cluster.k_max < self.cluster.k_min:
-            raise ValueError(f"cluster.k_max ({self.cluster.k_max}) is below cluster.k_min")
         if self.data.dataset == "medmnist" and not self.data.medmnist_path:
             raise ValueError("dataset=medmnist needs data.medmnist_path, the .npz file")
         return self
@@ -179,4 +172,4 @@ def load_stratify_config(
     path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
 ) -> StratifyConfig:
     """Build a validated :class:`StratifyConfig` from defaults, ``base``, a YAML file and overrides."""
-    return load_validated(StratifyConfig, path, overrides, base)
+    return load_config(path, overrides, base, StratifyConfig)

@@ -11,7 +11,7 @@ from medcl.data._dsb2018 import (
     load_dsb2018,
     load_dsb2018_folder,
 )
-from medcl.data._folder import load_folder
+from medcl.data._folder import conform_image, load_folder
 from medcl.data._imageset import ImageSet
 from medcl.data._intensity import Intensity
 from medcl.data._isic import load_isic2017
@@ -27,6 +27,7 @@ from medcl.data._splits import (
 )
 
 __all__ = [
+    "conform_image",
     "Intensity",
     "APPEARANCE_GROUPS",
     "BUILTIN_DATASETS",

@@ -664,6 +664,20 @@ def _unreadable_message(skipped: list[tuple[str, str]], total: int, folder: Path
     )
 
 
+def conform_image(
+    image: np.ndarray, channels: int, image_size: tuple[int, int], path: str | Path = "?"
+) -> np.ndarray:
+    """One ``(C, H, W)`` image as a folder load would give it: ``channels`` channels (grey to
+    RGB by repetition, RGB to grey by luminance) and ``image_size``, resized bilinearly with
+    antialiasing; returns ``(1, channels, *image_size)`` float32. ``path`` names the file in
+    the error raised when its channels cannot be converted.
+
+    >>> conform_image(np.ones((3, 4, 4), np.float32), 1, (2, 2)).shape
+    (1, 1, 2, 2)
+    """
+    return _resize_images(_convert_channels(image[None], channels, Path(path)), image_size)
+
+
 def _convert_channels(data: np.ndarray, channels: int, path: Path) -> np.ndarray:
     have = data.shape[1]
     if have == channels:

@@ -1,4 +1,10 @@
-"""Plots and report of ``medcl stratify``: t-SNE with decoded prototypes, prototype grid, gallery."""
+"""Plots and report of ``medcl stratify``: t-SNE with decoded prototypes, prototype grid, gallery.
+
+Everything comes from the run directory the stratify stages wrote (``metrics.json``,
+``cluster.json``, ``decoder/decoded.npy``, ``evaluate/latents.npy`` and ``clusters.npy``,
+``config.yaml``); only the evaluated images themselves are passed in. Nothing here imports
+a stage.
+"""
 
 from __future__ import annotations
 
@@ -106,31 +112,81 @@ def elbow_plot(info: dict):
     return fig
 
 
-def write_stratify_report(
-    run: RunDir, cfg, ds, h_all, z_all, clusters, prototypes, decoded, metrics
-) -> None:
-    """``report.md`` (PNGs in ``plots/``) and a self-contained ``report.html``."""
+def metrics_markdown(m: dict) -> str:
+    paper = m.get("paper_mnist") or {}
+    lines = [
+        f"Metrics on the {m['n_eval']} '{m['eval_split']}' images of {m['dataset']}; "
+        f"k = {m['k']} clusters (elbow: {m['elbow_k']}"
+        + (f", silhouette: {m['silhouette_k']}" if m.get("silhouette_k") else "")
+        + f"); seed {m['seed']}.",
+        "",
+    ]
+    if m["rows"]:
+        # the paper's column only where the paper reported this data set (MNIST)
+        head = "| method | accuracy | precision (macro) | recall (macro) |"
+        lines += [
+            head + (" paper (MNIST) |" if paper else ""),
+            "|---|---|---|---|" + ("---|" if paper else ""),
+        ]
+    else:
+        lines.append(
+            "No labels (data.dataset=folder), so nothing to map the clusters to: they are "
+            "described by their silhouette, their sizes and their decoded prototypes."
+        )
+    for name, r in m["rows"].items():
+        ref = f" {paper.get(name.replace(' (baseline)', ''), '')} |" if paper else ""
+        lines.append(
+            f"| {name} | {r['accuracy']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} |{ref}"
+        )
+    c = m["cluster"]
+    if "supervised CNN (baseline)" in m["rows"]:
+        lines += [
+            "",
+            "Baselines: the supervised CNN is the same encoder with a linear head, trained from "
+            "scratch on the training labels (ImageNet weights cannot be downloaded here); "
+            "features + KMeans clusters its penultimate features with KMeans (same k) and maps "
+            "the clusters to labels by majority.",
+        ]
+    lines += [
+        "",
+        "Clusters: "
+        + (f"NMI {c['nmi']:.3f}, ARI {c['ari']:.3f}, " if "nmi" in c else "")
+        + f"silhouette (cosine) {c['silhouette']:.3f}.",
+        f"Conditional decoder {m['eval_split']} MSE: {m['decoder_mse']['true_assignment']:.4f} with the true "
+        f"assignment, {m['decoder_mse']['shuffled_assignment']:.4f} with shuffled assignments.",
+        "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in m["seconds"].items()) + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_stratify_report(run: RunDir, images: np.ndarray, labels: np.ndarray | None) -> None:
+    """``report.md`` (PNGs in ``plots/``) and a self-contained ``report.html`` of a finished
+    stratify run; ``images`` and ``labels`` are those of the evaluated images, in order."""
     from sklearn.manifold import TSNE
 
-    from medcl.stages.stratify import metrics_markdown
+    from medcl._load import load_npy
 
-    data = ds.data
-    te = data.indices(cfg.data.eval_split if ds.labels is not None else "train")
-    rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(te, size=min(cfg.evaluate.tsne_points, len(te)), replace=False))
-    perplexity = float(min(30, max(2, (len(pick) - 1) // 3)))
-    pts = TSNE(2, perplexity=perplexity, init="pca", random_state=0).fit_transform(z_all[pick])
-    k = len(prototypes)
+    cfg = run.load_config_dict() or {}
+    metrics = run.read_json("metrics.json")
     info = run.read_json("cluster.json") or {}
+    z = load_npy(run.path / "evaluate" / "latents.npy")
+    clusters = load_npy(run.path / "evaluate" / "clusters.npy")
+    decoded = load_npy(run.path / "decoder" / "decoded.npy")
+    rng = np.random.default_rng(0)
+    tsne_points = int((cfg.get("evaluate") or {}).get("tsne_points", 1000))
+    # positions in the evaluated images (sorted, as the images are in data set order)
+    pick = np.sort(rng.choice(len(z), size=min(tsne_points, len(z)), replace=False))
+    perplexity = float(min(30, max(2, (len(pick) - 1) // 3)))
+    pts = TSNE(2, perplexity=perplexity, init="pca", random_state=0).fit_transform(z[pick])
+    k = len(decoded)
     sections = [
         ("Results", metrics_markdown(metrics), None),
         (
             "Latent space",
             "",
             _save(
-                tsne_figure(
-                    pts, None if ds.labels is None else ds.labels[pick], clusters[pick], decoded
-                ),
+                tsne_figure(pts, None if labels is None else labels[pick], clusters[pick], decoded),
                 run.file("plots", "tsne.png"),
             ),
         ),
@@ -145,13 +201,11 @@ def write_stratify_report(
         (
             "Members per cluster",
             "",
-            _save(
-                member_gallery(data.images[te], clusters[te], k), run.file("plots", "gallery.png")
-            ),
+            _save(member_gallery(images, clusters, k), run.file("plots", "gallery.png")),
         ),
     ]
     if info.get("k_values"):
         sections.append(
             ("Choice of k", "", _save(elbow_plot(info), run.file("plots", "elbow.png")))
         )
-    write_pages(run, "medcl stratify report", sections, cfg.model_dump(mode="json"))
+    write_pages(run, "medcl stratify report", sections, cfg)

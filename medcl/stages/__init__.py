@@ -1,7 +1,8 @@
 """The pipeline stages; each reads from and writes to one run directory.
 
 ``features -> cluster -> pretrain -> finetune -> evaluate``, and ``run_pipeline`` chaining
-them over methods x label fractions x seeds.
+them over methods x label fractions x seeds. ``medcl.stages.stratify`` holds the stages of
+``medcl stratify`` (warmup -> embed -> cluster -> decoder -> evaluate -> report).
 """
 
 from medcl.stages.cluster import run_cluster

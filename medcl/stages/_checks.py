@@ -27,6 +27,11 @@ def check_trained(done: dict) -> str | None:
     return check_keys(done, seconds=(int, float), loss=list) or _finite_list(done["loss"], "loss")
 
 
+def check_seconds(done: dict) -> str | None:
+    """A stage that records only how long it took (stratify's embeddings, report)."""
+    return check_keys(done, seconds=(int, float))
+
+
 def check_summary(s: dict) -> str | None:
     problem = check_keys(s, method=str, k=int, sizes=list, k_values=list, curve=list)
     if problem is None and (s["k"] < 1 or sum(s["sizes"]) < s["k"]):

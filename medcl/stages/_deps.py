@@ -134,14 +134,51 @@ def segment_prior_deps(cfg: Config, data: ImageSet) -> Deps:
 
 
 def stratify_warmup_deps(cfg: Any, data: ImageSet) -> Deps:
-    """``medcl stratify``'s phase 1 (``cfg`` is a :class:`~medcl.stratify_config.StratifyConfig`)."""
+    """``medcl stratify``'s warm-up (``cfg`` is a :class:`~medcl.stratify_config.StratifyConfig`)."""
     keys = config_values(cfg.model_dump(mode="json"), ["model.*", "warmup.*", "run.seed"])
     return Deps("stratify warm-up", keys, {"train split": split_fingerprint(data, "train")})
 
 
-def stratify_decoder_deps(cfg: Any, data: ImageSet) -> Deps:
-    """Phase 2, the conditional decoder: on the prototypes of the warm-up's latents."""
-    keys = config_values(cfg.model_dump(mode="json"), ["cluster.*", "decoder.*", "run.seed"])
-    keys.pop("cluster.assign")  # how new images are assigned: read after training only
+def _stratify_splits(cfg: Any, data: ImageSet) -> dict[str, str]:
+    """Fingerprints of the splits that are encoded, assigned and evaluated."""
+    splits = dict.fromkeys(["train", cfg.data.eval_split, "val", "test"])
+    return {f"{s} split": split_fingerprint(data, s) for s in splits}
+
+
+def stratify_embed_deps(cfg: Any, data: ImageSet) -> Deps:
+    """The latents of every image, by the warm-up's encoder."""
     up = stratify_warmup_deps(cfg, data)
-    return Deps("stratify decoder", keys, {}, {up.stage: up.fingerprint})
+    return Deps("stratify embeddings", {}, _stratify_splits(cfg, data), {up.stage: up.fingerprint})
+
+
+def stratify_cluster_deps(cfg: Any, data: ImageSet) -> Deps:
+    """Clustering and prototypes: the training latents in the space of ``cluster.normalize``."""
+    keys = config_values(cfg.model_dump(mode="json"), ["cluster.*", "run.seed"])
+    for key in ("cluster.assign", "cluster.temperature"):  # read by later stages only
+        keys.pop(key)
+    up = stratify_embed_deps(cfg, data)
+    return Deps("stratify clustering", keys, {}, {up.stage: up.fingerprint})
+
+
+def stratify_decoder_deps(cfg: Any, data: ImageSet) -> Deps:
+    """The conditional decoder: on the prototypes, from the warm-up's frozen encoder."""
+    tree = cfg.model_dump(mode="json")
+    keys = config_values(tree, ["decoder.*", "cluster.normalize", "cluster.temperature"])
+    ups = [stratify_warmup_deps(cfg, data), stratify_cluster_deps(cfg, data)]
+    return Deps("stratify decoder", keys, {}, {u.stage: u.fingerprint for u in ups})
+
+
+def stratify_evaluate_deps(cfg: Any, data: ImageSet) -> Deps:
+    """Assignments and metrics (the baselines train here), against the labels if any."""
+    keys = config_values(
+        cfg.model_dump(mode="json"), ["evaluate.*", "cluster.assign", "data.*", "run.seed"]
+    )
+    keys.pop("evaluate.tsne_points")  # the report's
+    ups = [stratify_embed_deps(cfg, data), stratify_decoder_deps(cfg, data)]
+    return Deps("stratify evaluation", keys, {}, {u.stage: u.fingerprint for u in ups})
+
+
+def stratify_report_deps(cfg: Any, data: ImageSet) -> Deps:
+    up = stratify_evaluate_deps(cfg, data)
+    keys = {"evaluate.tsne_points": cfg.evaluate.tsne_points}
+    return Deps("stratify report", keys, {}, {up.stage: up.fingerprint})

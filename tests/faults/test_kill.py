@@ -106,7 +106,10 @@ KILLS = [
     ("segment-prior", "*/masks/test_masks.npy", 1),
     ("stratify", "*/warmup/checkpoint.pt", 1),
     ("stratify", "*/decoder/checkpoint.pt", 1),
+    ("stratify", "*/embed/done.json", 1),
+    ("stratify", "*/cluster/done.json", 1),
     ("stratify", "*/model.json", 1),
+    ("stratify", "*/metrics.json", 1),
 ]
 
 

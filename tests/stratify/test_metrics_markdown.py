@@ -1,6 +1,7 @@
 """The metrics table has the paper's column only for the paper's data set (MNIST)."""
 
-from medcl.stages.stratify import PAPER_MNIST, metrics_markdown
+from medcl.report import metrics_markdown
+from medcl.stages.stratify import PAPER_MNIST
 
 
 def _metrics(paper):
