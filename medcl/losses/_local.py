@@ -90,7 +90,7 @@ def local_discrimination_loss(
     balance = (mass * (mass.clamp_min(1e-12) * m).log()).sum()
     entropy = -(a * a.clamp_min(1e-12).log()).sum(dim=1).mean() / math.log(max(m, 2))
     terms = {"pixel": pixel, "separation": separation, "balance": balance, "entropy": entropy}
-    loss = sum(w[k] * v for k, v in terms.items())
+    loss: Tensor = sum(w[k] * v for k, v in terms.items())  # type: ignore[assignment]
     # detached 0-d tensors, not floats: float() here would wait for the device every step
     return loss, {k: v.detach() for k, v in terms.items()}
 
