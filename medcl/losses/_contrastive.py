@@ -38,6 +38,8 @@ def cluster_contrastive_loss(
     temperature: float = 0.1,
     variant: str = "ufc",
     positives: Tensor | None = None,
+    *,
+    check_symmetric: bool = True,
 ) -> Tensor:
     r"""Contrastive loss whose positives are the features of images sharing a label.
 
@@ -81,9 +83,10 @@ def cluster_contrastive_loss(
     * a row with no negative (every image has its label) makes the ``"ufc"`` denominator an
       empty sum (the log of 0), so that row is left out of the mean as well; for
       ``"supcon"`` it is well defined (a log-softmax over the positives only) and is kept;
-    * the mean is over the rows that remain; if none remains, the result is ``0`` built as
-      ``features.sum() * 0``, so it still has a ``grad_fn`` connected to ``features`` (zero
-      gradient) and no NaN anywhere.
+    * the mean is over the rows that remain; if none remains, the result is ``0``, still
+      with a ``grad_fn`` connected to ``features`` (zero gradient) and no NaN anywhere.
+      Rows are left out by a zero weight, not by indexing, so that the loss never waits for
+      the device.
 
     Args:
         features: ``(b, v, d)`` float tensor of projected features, any device and dtype;
@@ -93,6 +96,9 @@ def cluster_contrastive_loss(
         positives: ``(b, b)`` boolean matrix of image-level positives, instead of ``labels``.
         temperature: positive temperature ``t`` dividing the cosine similarities.
         variant: ``"ufc"`` (Eq. 2 of UFC) or ``"supcon"`` (SupCon / NT-Xent).
+        check_symmetric: check that ``positives`` is symmetric. The check reads a value off
+            the device, which makes the host wait for it in every step: callers whose
+            matrix is symmetric by construction (PCL's) pass ``False``.
 
     Returns:
         Scalar tensor, the loss averaged over the non-degenerate rows.
@@ -116,7 +122,7 @@ def cluster_contrastive_loss(
                 f"positives must be a ({b}, {b}) boolean matrix to match features of shape "
                 f"{tuple(features.shape)}, got {positives.dtype} of shape {tuple(positives.shape)}"
             )
-        if not bool((positives == positives.T).all()):
+        if check_symmetric and not bool((positives == positives.T).all()):
             raise ValueError("positives must be symmetric: i is a positive of j iff j is of i")
         image_same = positives.to(features.device) | torch.eye(
             b, dtype=torch.bool, device=features.device
@@ -142,26 +148,28 @@ def cluster_contrastive_loss(
     neg = ~same
     n_pos = pos.sum(dim=1)
 
-    # Degenerate rows are dropped *before* any logsumexp, so that no row is all -inf: its
-    # value would be -inf and its gradient NaN, which a later mask cannot undo.
+    # Degenerate rows are left out by weight, not by indexing (a data-dependent shape would
+    # wait for the device every step). Each degenerate row has its masks widened to its own
+    # diagonal *before* any logsumexp, so that no row is all -inf: its value would be -inf
+    # and its gradient NaN, which a zero weight cannot undo.
     keep = n_pos > 0
     if variant == "ufc":
         keep = keep & neg.any(dim=1)
-    if not bool(keep.any()):
-        return features.sum() * 0
-
-    sim, pos, neg, eye, n_pos = sim[keep], pos[keep], neg[keep], eye[keep], n_pos[keep]
-    n_pos = n_pos.to(sim.dtype)
+    void = eye & ~keep[:, None]
+    pos, neg = pos | void, neg | void
+    n_pos = n_pos.clamp_min(1).to(sim.dtype)
     neg_inf = float("-inf")
     if variant == "ufc":
         log_pos = torch.logsumexp(sim.masked_fill(~pos, neg_inf), dim=1)
         log_neg = torch.logsumexp(sim.masked_fill(~neg, neg_inf), dim=1)
         term = (log_pos - log_neg) / n_pos
     else:
-        log_denom = torch.logsumexp(sim.masked_fill(eye, neg_inf), dim=1, keepdim=True)
+        log_denom = torch.logsumexp(sim.masked_fill(eye & ~void, neg_inf), dim=1, keepdim=True)
         log_prob = sim - log_denom
         term = torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(dim=1) / n_pos
-    return -term.mean()
+    # the mean over kept rows; with none kept, 0 with a zero gradient into ``features``
+    kept = keep.to(sim.dtype)
+    return -(term * kept).sum() / kept.sum().clamp_min(1)
 
 
 class ClusterContrastiveLoss(nn.Module):

@@ -62,7 +62,7 @@ def local_discrimination_loss(
     assign: Tensor,
     temperature: float = 0.1,
     weights: dict[str, float] | None = None,
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, dict[str, Tensor]]:
     """The weighted sum of the four terms above, and each term's value.
 
     Args:
@@ -72,7 +72,7 @@ def local_discrimination_loss(
         weights: per-term weights; defaults ``pixel 1, separation 1, balance 1, entropy 0.1``.
 
     Returns:
-        ``(loss, terms)``: a scalar tensor and the unweighted terms as floats.
+        ``(loss, terms)``: a scalar tensor and the unweighted terms as detached 0-d tensors.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
@@ -90,8 +90,9 @@ def local_discrimination_loss(
     balance = (mass * (mass.clamp_min(1e-12) * m).log()).sum()
     entropy = -(a * a.clamp_min(1e-12).log()).sum(dim=1).mean() / math.log(max(m, 2))
     terms = {"pixel": pixel, "separation": separation, "balance": balance, "entropy": entropy}
-    loss = sum(w[k] * v for k, v in terms.items())
-    return loss, {k: float(v.detach()) for k, v in terms.items()}  # type: ignore[return-value]
+    loss: Tensor = sum(w[k] * v for k, v in terms.items())  # type: ignore[assignment]
+    # detached 0-d tensors, not floats: float() here would wait for the device every step
+    return loss, {k: v.detach() for k, v in terms.items()}
 
 
 def mask_statistics(masks: Tensor, eps: float = 1e-6) -> Tensor:

@@ -48,13 +48,20 @@ class ContrastiveMethod(PretrainMethod):
         return self.head(self.encoder(views.flatten(0, 1))).view(b, v, -1)
 
     def positives(self, batch: Batch) -> tuple[Tensor | None, Tensor | None]:
-        """``(labels, positives)`` for the loss; both None means instance discrimination."""
+        """``(labels, positives)`` for the loss; both None means instance discrimination.
+
+        A ``positives`` matrix must be symmetric (the loss does not check it here).
+        """
         return None, None
 
     def forward(self, batch: Batch) -> Tensor:
         z = self.gather(self.project(batch.views))
         labels, pos = self.positives(batch)
-        return cluster_contrastive_loss(z, labels, self.temperature, self.variant, positives=pos)
+        # a positives matrix from positives() is symmetric by construction: not checked,
+        # which would wait for the device every step
+        return cluster_contrastive_loss(
+            z, labels, self.temperature, self.variant, positives=pos, check_symmetric=False
+        )
 
 
 class SimCLR(ContrastiveMethod):

@@ -55,7 +55,7 @@ class LD(PretrainMethod):
         self.head = ProjectionHead([self.out_dim, proj_hidden, proj_out], head_batch_norm)
         self.temperature = temperature
         self.instance_weight = instance_weight
-        self.last_terms: dict[str, float] = {}
+        self._terms: dict[str, Tensor] = {}
         self.has_prior = False
         self.prior_cluster = 0
         self.prior_weight = 0.0
@@ -69,17 +69,23 @@ class LD(PretrainMethod):
         self.has_prior = True
         self.prior_cluster, self.prior_weight = cluster, weight
 
+    @property
+    def last_terms(self) -> dict[str, float]:
+        """The loss terms of the last batch, as floats (read once per log line: reading them
+        waits for the device, so the step itself keeps them as tensors)."""
+        return {k: float(v) for k, v in self._terms.items()}
+
     def forward(self, batch: Batch) -> Tensor:
         b, v = batch.views.shape[:2]
         emb, assign, pooled = self.net(batch.views.flatten(0, 1))
         local, terms = local_discrimination_loss(emb, assign, self.temperature)
         z = self.gather(self.head(pooled).view(b, v, -1))
         instance = cluster_contrastive_loss(z, None, self.temperature, "supcon")
-        self.last_terms = terms | {"instance": float(instance.detach())}
+        self._terms = terms | {"instance": instance.detach()}
         loss = local + self.instance_weight * instance
         if self.has_prior:
             maps = assign.view(b, v, *assign.shape[1:])[:, 0, self.prior_cluster]
             kl = prior_kl(maps, self.prior_mean, self.prior_var)
-            self.last_terms["prior"] = float(kl.detach())
+            self._terms["prior"] = kl.detach()
             loss = loss + self.prior_weight * kl
         return loss

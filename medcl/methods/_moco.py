@@ -58,6 +58,9 @@ class MoCo(PretrainMethod):
         self.momentum = momentum
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, proj_out), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        # The buffer keeps the pointer in checkpoints; this host copy keeps reading it off
+        # the device (a sync every step) out of the step. None: read the buffer once.
+        self._ptr: int | None = None
 
     def forward(self, batch: Batch) -> Tensor:
         v1, v2 = batch.views[:, 0], batch.views[:, 1]
@@ -73,10 +76,15 @@ class MoCo(PretrainMethod):
         """Write ``keys`` over the oldest entries of the ring buffer."""
         size = self.queue.shape[0]
         keys = keys[-size:].to(self.queue.dtype)
-        ptr = int(self.queue_ptr)
+        ptr = int(self.queue_ptr) if self._ptr is None else self._ptr
         idx = (ptr + torch.arange(len(keys), device=self.queue.device)) % size
         self.queue[idx] = keys
-        self.queue_ptr.fill_((ptr + len(keys)) % size)
+        self._ptr = (ptr + len(keys)) % size
+        self.queue_ptr.fill_(self._ptr)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._ptr = None  # a resumed queue: its pointer comes from the loaded buffer
 
     def after_step(self, step: int, total: int) -> None:
         momentum_update(self.key_encoder, self.encoder, self.momentum)

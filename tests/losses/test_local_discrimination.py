@@ -37,10 +37,10 @@ def test_terms_by_hand():
     loss, terms = local_discrimination_loss(emb, assign, t, weights={"entropy": 0.0})
     # each pixel: cos 1 to its centre, 0 to the other -> -log(e^2 / (e^2 + e^0))
     pixel = -math.log(math.exp(2) / (math.exp(2) + 1))
-    assert terms["pixel"] == pytest.approx(pixel, rel=1e-5)
-    assert terms["separation"] == pytest.approx(0.0, abs=1e-6)  # orthogonal centres
-    assert terms["balance"] == pytest.approx(0.0, abs=1e-6)  # half the pixels each
-    assert terms["entropy"] == pytest.approx(0.0, abs=1e-6)  # confident assignments
+    assert float(terms["pixel"]) == pytest.approx(pixel, rel=1e-5)
+    assert float(terms["separation"]) == pytest.approx(0.0, abs=1e-6)  # orthogonal centres
+    assert float(terms["balance"]) == pytest.approx(0.0, abs=1e-6)  # half the pixels each
+    assert float(terms["entropy"]) == pytest.approx(0.0, abs=1e-6)  # confident assignments
     assert float(loss) == pytest.approx(pixel, rel=1e-5)
 
 
@@ -49,10 +49,10 @@ def test_collapse_is_penalised():
     one = torch.zeros(8, 3)
     one[:, 0] = 1  # every pixel in cluster 0
     _, terms = local_discrimination_loss(*_maps(e, one), 0.1)
-    assert terms["balance"] == pytest.approx(math.log(3), rel=1e-5)  # KL(one-hot || uniform)
+    assert float(terms["balance"]) == pytest.approx(math.log(3), rel=1e-5)  # KL(one-hot || uniform)
     uniform = torch.full((8, 3), 1 / 3)
     _, terms = local_discrimination_loss(*_maps(e, uniform), 0.1)
-    assert terms["entropy"] == pytest.approx(1.0, rel=1e-5)  # maximal per-pixel entropy
+    assert float(terms["entropy"]) == pytest.approx(1.0, rel=1e-5)  # maximal per-pixel entropy
 
 
 def test_empty_cluster_gives_no_nan():
