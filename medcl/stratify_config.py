@@ -115,10 +115,12 @@ class StratifyClusterConfig(KRangeSection):
         "prototype (the paper) or the majority stratum of their evaluate.knn_k nearest "
         "training latents",
     )
-    k_rule: Literal["elbow", "silhouette"] = Field(
+    k_rule: Literal["elbow", "silhouette", "stability", "eigengap"] = Field(
         "elbow",
         description="how k is chosen when k is null: the knee of the within-cluster distance "
-        "curve (the paper), or the highest mean cosine silhouette of the method's partitions",
+        "curve (the paper); the highest mean cosine silhouette of the method's partitions; "
+        "the largest k whose every cluster is found again on subsamples (stability); or the "
+        "largest gap of the neighbourhood graph's spectrum (eigengap)",
     )
     k_max: int = Field(20, ge=2)
     normalize: bool = Field(True, description="cluster L2-normalised latents (cosine geometry)")

@@ -86,28 +86,38 @@ def member_gallery(images: np.ndarray, clusters: np.ndarray, k: int, per_cluster
     return fig
 
 
+# the curves a k rule may add to cluster.json, with their axis labels
+_RULE_CURVES = {
+    "silhouette": "mean silhouette (cosine)",
+    "stability": "worst-cluster Jaccard on subsamples",
+    "eigengap": "eigengap of the kNN graph",
+}
+
+
 def elbow_plot(info: dict):
-    """The within-cluster distance curve with its knee; beside it the silhouette curve and its
-    maximum when k was chosen by silhouette."""
-    sil = info.get("silhouette")
-    fig, axes = plt.subplots(1, 2 if sil else 1, figsize=(9 if sil else 5, 3.2), squeeze=False)
+    """The within-cluster distance curve with its knee; beside it the curve of each other k
+    rule that was computed (silhouette, stability, eigengap) with the k it chose."""
+    extra = [name for name in _RULE_CURVES if info.get(name)]
+    n = 1 + len(extra)
+    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 3.2), squeeze=False)
     ax = axes[0][0]
     ax.plot(info["k_values"], info["curve"], "o-", ms=3)
     ax.axvline(info["elbow_k"], color="C3", ls="--", label=f"elbow k = {info['elbow_k']}")
     ax.set_xlabel("k")
     ax.set_ylabel("mean within-cluster distance")
     ax.legend()
+    for ax, name in zip(axes[0][1:], extra, strict=True):
+        ax.plot(info["k_values"], info[name], "o-", ms=3, color="C2")
+        k = info.get(f"{name}_k")
+        if k is not None:
+            ax.axvline(k, color="C3", ls="--", label=f"{name} k = {k}")
+            ax.legend()
+        if name == "stability":
+            ax.axhline(0.75, color="0.6", lw=0.8)  # Hennig's "valid cluster" threshold
+        ax.set_xlabel("k")
+        ax.set_ylabel(_RULE_CURVES[name])
     for a in axes[0]:
         a.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if sil:
-        ax = axes[0][1]
-        ax.plot(info["k_values"], sil, "o-", ms=3, color="C2")
-        ax.axvline(
-            info["silhouette_k"], color="C3", ls="--", label=f"best k = {info['silhouette_k']}"
-        )
-        ax.set_xlabel("k")
-        ax.set_ylabel("mean silhouette (cosine)")
-        ax.legend()
     fig.tight_layout()
     return fig
 
@@ -117,7 +127,9 @@ def metrics_markdown(m: dict) -> str:
     lines = [
         f"Metrics on the {m['n_eval']} '{m['eval_split']}' images of {m['dataset']}; "
         f"k = {m['k']} clusters (elbow: {m['elbow_k']}"
-        + (f", silhouette: {m['silhouette_k']}" if m.get("silhouette_k") else "")
+        + "".join(
+            f", {name}: {m[name + '_k']}" for name in _RULE_CURVES if m.get(name + "_k") is not None
+        )
         + f"); seed {m['seed']}.",
         "",
     ]

@@ -320,3 +320,30 @@ def test_knn_assignment_follows_the_neighbours_not_the_prototype():
     assert dist.shape == (2, 2)
     proto = load_stratify_config(None, ["cluster.assign=prototype"])
     assert assign_latents(query, protos, z, truth, proto)[0].tolist() != [1, 0]
+
+
+def test_stability_rule_in_stratify_separates_the_close_pair_the_silhouette_merges(capsys):
+    """``cluster.k_rule=stability`` reaches :func:`medcl.cluster.choose_k` through the
+    clustering stage with stratify's own partitions, and records its evidence; on ten blobs
+    with one close pair the silhouette takes 9, stability 10."""
+    import sys
+    from pathlib import Path
+
+    from sklearn.metrics import adjusted_rand_score
+
+    from medcl.stages.stratify import cluster_latents
+    from medcl.stratify_config import load_stratify_config
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
+    from test_choose_k import SCENARIOS
+
+    z, truth = SCENARIOS["close pair"]()
+    out = {}
+    for rule in ("silhouette", "stability"):
+        cfg = load_stratify_config(None, ["cluster.method=spectral", f"cluster.k_rule={rule}"])
+        out[rule] = cluster_latents(z, cfg)
+    assert out["silhouette"][1] == 9
+    labels, k, info = out["stability"]
+    assert k == 10 and info["stability_k"] == 10 and info["stability_confident"]
+    assert 10 in info["stability_plausible"] and len(info["stability"]) == 19
+    assert adjusted_rand_score(truth, labels) > 0.98

@@ -17,7 +17,13 @@ from collections.abc import Callable
 import numpy as np
 
 from medcl._load import load_npy
-from medcl.cluster import KMeansClustering, WardClustering, knee_point, within_cluster_distance
+from medcl.cluster import (
+    KMeansClustering,
+    WardClustering,
+    choose_k,
+    knee_point,
+    within_cluster_distance,
+)
 from medcl.rundir import atomic_save_npy, say
 from medcl.stages._checks import check_summary
 from medcl.stages._deps import stratify_cluster_deps, stratify_embed_deps
@@ -99,13 +105,49 @@ def _silhouette_rule(info: dict, labels_for: Callable[[int], np.ndarray], z, see
     return info["silhouette_k"]
 
 
-# cluster.k_rule -> rule(info, labels_for, z, seed) -> k; a rule may add its curve to info
+def _choose_k_rule(name: str, method: str) -> Callable[..., int]:
+    """A rule of :func:`medcl.cluster.choose_k` (``stability``, ``eigengap``) over the same
+    k range and partition method; its curves, plausible k and confidence go to ``info``."""
+
+    def rule(info: dict, labels_for: Callable[[int], np.ndarray], z, seed: int) -> int:
+        choice = choose_k(z, info["k_values"], method=method, rule=name, seed=seed)
+        info.update(choice.curves)  # e.g. "stability" and "eigengap", each over k_values
+        info[f"{name}_k"] = choice.k
+        info[f"{name}_plausible"] = choice.plausible
+        info[f"{name}_confident"] = choice.confident
+        if not choice.confident:
+            say(
+                f"cluster: no k in {info['k_values'][0]}..{info['k_values'][-1]} is stable "
+                f"(cluster.k_rule={name}); k = {choice.k} is the best available, not a finding: "
+                "the latents may hold no clear groups, or set cluster.k"
+            )
+        return choice.k
+
+    return rule
+
+
+def rule_for(k_rule: str, method: str) -> Callable[..., int]:
+    """The rule ``cluster.k_rule`` names: rule(info, labels_for, z, seed) -> k."""
+    if k_rule in K_RULES:
+        return K_RULES[k_rule]
+    return _choose_k_rule(k_rule, method)
+
+
+# cluster.k_rule -> rule(info, labels_for, z, seed) -> k; a rule may add its curve to info.
+# ``stability`` and ``eigengap`` come from medcl.cluster.choose_k (see rule_for).
 K_RULES: dict[str, Callable[..., int]] = {"elbow": _elbow_rule, "silhouette": _silhouette_rule}
 
 
-def k_by_rule(rule: str, info: dict, labels_for: Callable[[int], np.ndarray], z, seed: int) -> int:
+def k_by_rule(
+    rule: str,
+    info: dict,
+    labels_for: Callable[[int], np.ndarray],
+    z,
+    seed: int,
+    method: str = "spectral",
+) -> int:
     """k by ``cluster.k_rule`` from ``info`` (``k_values``, ``curve``, ``elbow_k``)."""
-    return int(K_RULES[rule](info, labels_for, z, seed))
+    return int(rule_for(rule, method)(info, labels_for, z, seed))
 
 
 def cluster_latents(z: np.ndarray, cfg) -> tuple[np.ndarray, int, dict]:
@@ -120,7 +162,9 @@ def cluster_latents(z: np.ndarray, cfg) -> tuple[np.ndarray, int, dict]:
     k is ``cluster.k`` if given, else :func:`k_by_rule` by ``cluster.k_rule``: ``elbow`` (the
     paper) takes the knee of the within-cluster distance curve; ``silhouette`` takes the k
     whose partition by ``method`` has the highest mean cosine silhouette: compact groups far
-    from their neighbours, with no curve shape to read.
+    from their neighbours, with no curve shape to read; ``stability`` takes the largest k whose
+    every cluster is found again on random subsamples of the latents, and ``eigengap`` the
+    largest gap of the neighbourhood graph's spectrum (both :func:`medcl.cluster.choose_k`).
     """
     c = cfg.cluster
     seed = cfg.run.seed
@@ -150,7 +194,7 @@ def cluster_latents(z: np.ndarray, cfg) -> tuple[np.ndarray, int, dict]:
         cache[k_] = partition(z, c.method, k_, seed, ward)
         return cache[k_]
 
-    chosen = k_by_rule(c.k_rule, info, labels_for, z, seed)
+    chosen = k_by_rule(c.k_rule, info, labels_for, z, seed, c.method)
     k = c.k or chosen
     if k in cache:
         return cache[k], int(k), info
