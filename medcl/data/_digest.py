@@ -13,13 +13,14 @@ import hashlib
 import numpy as np
 
 from medcl.data._imageset import ImageSet
+from medcl.data._stored import SparseMasks, StoredImages
 
 __all__ = ["chunk_of", "split_fingerprint"]
 
 _CHUNK_BYTES = 32 * 2**20  # hashed at a time: a large or memory-mapped set is never copied
 
 
-def chunk_of(array: np.ndarray, budget: int = _CHUNK_BYTES) -> int:
+def chunk_of(array: np.ndarray | StoredImages | SparseMasks, budget: int = _CHUNK_BYTES) -> int:
     """How many rows of ``array`` fit in ``budget`` bytes (at least one)."""
     row = array.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
     return max(1, budget // max(1, row))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +14,8 @@ from medcl.config import Config
 from medcl.data import (
     ImageSet,
     Intensity,
+    SparseMasks,
+    StoredImages,
     assign_splits,
     kfold_splits,
     load_builtin,
@@ -182,7 +185,7 @@ def _check_masks(cfg: Config, data: ImageSet) -> None:
             )
 
 
-def _any_foreground(masks: np.ndarray, idx: np.ndarray) -> bool:
+def _any_foreground(masks: np.ndarray | SparseMasks, idx: np.ndarray) -> bool:
     step = chunk_of(masks)  # a few MB at a time, however large the images
     return any(np.any(masks[idx[s : s + step]] != 0) for s in range(0, len(idx), step))
 
@@ -293,8 +296,9 @@ def check_training_memory(cfg: Config, data: ImageSet) -> None:
         "validation": INFER_FACTOR * feature_map_bytes(batch["validation"], widths, size),
     }
     worst = max(steps, key=lambda k: steps[k])
-    # the stage's copy of the training images, beside the data set already in memory
-    needed = steps[worst] + image_set_bytes(n, data.channels, size)
+    # a stored (compact) set is read a batch at a time; an in-memory one is copied per stage
+    copied = not isinstance(data.images, StoredImages)
+    needed = steps[worst] + (image_set_bytes(n, data.channels, size) if copied else 0)
     check_fits(
         needed,
         f"Training at data.image_size={list(size)} with model.channels={widths} "
@@ -319,9 +323,24 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def to_device(fabric, array: np.ndarray, idx: np.ndarray | None = None) -> torch.Tensor:
+def to_device(fabric, array: np.ndarray, idx: Any = None) -> torch.Tensor:
+    """Rows ``idx`` of ``array`` (all rows when None) as a tensor on the fabric's device.
+
+    Stored images (:class:`~medcl.data.StoredImages`) travel in their stored dtype and are
+    converted to float32 on the device, giving the same values as the float32 path.
+    """
+    if isinstance(array, StoredImages):
+        return array.tensor(slice(None) if idx is None else idx, fabric.device)
     sel = array if idx is None else array[idx]
     return fabric.to_device(torch.as_tensor(np.ascontiguousarray(sel)))
+
+
+def rows_of(array: Any, idx: np.ndarray) -> Any:
+    """The rows ``idx`` of an image or mask array: still stored (nothing read) where it is a
+    compact store, else copied as numpy indexing does."""
+    if isinstance(array, StoredImages | SparseMasks):
+        return array.select(idx)
+    return array[idx]
 
 
 def groups_for(data: ImageSet, idx: np.ndarray) -> np.ndarray | None:
