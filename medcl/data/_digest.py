@@ -61,5 +61,8 @@ def split_fingerprint(data: ImageSet, split: str) -> str:
         part = idx[start : start + step]
         h.update(np.ascontiguousarray(data.images[part]).tobytes())
         h.update(np.ascontiguousarray(data.masks[part]).tobytes())
+    for array in (data.images, data.masks):
+        if isinstance(array, StoredImages | SparseMasks):
+            array.release()  # a pass over a mapped store need not stay resident
     memo[key] = h.hexdigest()
     return memo[key]

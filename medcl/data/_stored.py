@@ -48,6 +48,7 @@ __all__ = [
 
 _SCALES = {"uint8": 255, "uint16": 65535}
 _CHECK_ROWS = 64  # rows converted at a time while choosing the dtype
+_RELEASE_BYTES = 256 * 2**20  # read from a mapped store between releases of its pages
 
 
 def _table(stored: str) -> np.ndarray | None:
@@ -152,6 +153,7 @@ class StoredImages(_Rows):
         self.index = None if index is None else np.asarray(index, dtype=np.int64)
         self._lookup = _table(str(raw.dtype))
         self._device_tables: dict[torch.device, torch.Tensor] = {}
+        self._read = 0  # bytes read by tensor() since the mapped pages were last released
 
     dtype = np.dtype(np.float32)
     itemsize = 4
@@ -185,6 +187,10 @@ class StoredImages(_Rows):
     def tensor(self, idx: Any, device: torch.device | str) -> torch.Tensor:
         """Rows ``idx`` as a float32 tensor on ``device``: moved stored, converted there."""
         part = np.ascontiguousarray(self.raw[self._positions(idx)])
+        self._read += part.nbytes
+        if self._read > _RELEASE_BYTES:  # an epoch over a mapped store would map all of it
+            self._read = 0
+            self.release()
         if self._lookup is None:
             return torch.from_numpy(part).to(device).float()
         device = torch.device(device)

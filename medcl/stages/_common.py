@@ -201,6 +201,8 @@ def _check_finite(data: ImageSet) -> None:
                 f"Image '{bad}' holds NaN or infinite pixel values; fix or remove its file (a "
                 "cached copy is refreshed when the file changes)."
             )
+    if isinstance(data.images, StoredImages):
+        data.images.release()
 
 
 _EXAMPLE_ROOT = {"isic2017": "ISIC2017", "mmwhs": "ct_train", "dsb2018": "dsb2018"}
