@@ -135,6 +135,7 @@ def load_folder(
     intensity: Intensity | None = None,
     on_unreadable: str = "skip",
     mmap_threshold: int = MMAP_THRESHOLD,
+    workers: int | None = None,
 ) -> ImageSet:
     """Decode the images (and masks) of a folder into an :class:`ImageSet`.
 
@@ -157,9 +158,11 @@ def load_folder(
             mask) and say so in one line on stderr, at every load; ``error``: stop, listing
             them all.
         mmap_threshold: cached arrays larger than this many bytes are memory-mapped.
+        workers: processes that decode the files (:func:`decode_workers`; 1: no pool).
 
     Returns:
-        an ImageSet with ``images (N, C, H, W)`` float32 in [0, 1], ``masks (N, H, W)`` int64,
+        an ImageSet with ``images (N, C, H, W)`` float32 in [0, 1], ``masks (N, H, W)`` int64
+        (stored compactly: :class:`~medcl.data.StoredImages`, :class:`~medcl.data.SparseMasks`),
         and ``split`` unset.
     """
     size = _check_size(image_size)
@@ -189,7 +192,16 @@ def load_folder(
     }
     imageset = decode_cached(
         lambda: _decode(
-            pairs, values, class_names, size, channels, volume_axis, on_unreadable, groups, spec
+            pairs,
+            values,
+            class_names,
+            size,
+            channels,
+            volume_axis,
+            on_unreadable,
+            groups,
+            spec,
+            workers,
         ),
         pairs,
         settings,
@@ -527,6 +539,7 @@ class _Recipe:
     groups: dict[int, int] | None
     intensity: Intensity | None
     alone: bool  # a single file: its reader's own errors are raised
+    pack: bool = True  # False: float32 as decoded, the old layout (benchmarks/bench_data.py)
 
 
 def decode_workers(requested: int | None = None) -> int:
@@ -636,7 +649,8 @@ def _decode_unit(recipe: _Recipe, series: str, unit: list[tuple[Path, Path | Non
         if not series:
             break
     resized = _resize_images(data, size, clip=out.deferred is None)
-    out.images = resized if out.deferred is not None else pack_images(resized)
+    packed = out.deferred is None and recipe.pack
+    out.images = pack_images(resized) if packed else resized
     stem = file_stem(image_path)
     if series:
         out.volume_ids += [series] * n
@@ -748,6 +762,7 @@ def _decode(
     groups: dict[int, int] | None = None,
     intensity: Intensity | None = None,
     workers: int | None = None,
+    pack: bool = True,
 ) -> ImageSet:
     """Decode ``pairs``; ``intensity`` None: each reader's own scaling (the ISIC layout).
 
@@ -768,7 +783,7 @@ def _decode(
     not_images: list[tuple[str, str]] = []  # (file name, what it is) of DICOM non-images
     units = dicom_series(pairs)
     recipe = _Recipe(
-        label_values, class_names, size, channels, axis, groups, intensity, len(pairs) == 1
+        label_values, class_names, size, channels, axis, groups, intensity, len(pairs) == 1, pack
     )
     n_workers = 1 if len(units) < 2 else min(decode_workers(workers), len(units))
     for unit in _units_decoded(recipe, units, n_workers):
@@ -807,7 +822,8 @@ def _decode(
         values = np.concatenate([sample_values(images[i]) for i, _, _ in deferred])
         bounds = percentile_bounds(values, intensity.percentiles)
         for i, reader, meta in deferred:
-            images[i] = pack_images(reader.finish(intensity.apply(images[i], bounds), meta))
+            images[i] = reader.finish(intensity.apply(images[i], bounds), meta)
+            images[i] = pack_images(images[i]) if pack else images[i]
     if little and intensity is not None:
         _say_little(little, len(pairs), intensity)
     flags = np.array(has_mask, dtype=bool)

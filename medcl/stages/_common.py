@@ -55,7 +55,14 @@ def load_data(cfg: Config, cache_dir: Path | None = None, *, need_masks: bool = 
     if d.layout == "isic2017":
         assert d.root is not None  # checked above
         channels = d.channels or 3
-        data = load_isic2017(d.root, size, d.extra_images, channels, cache_dir=cache_dir)
+        data = load_isic2017(
+            d.root,
+            size,
+            d.extra_images,
+            channels,
+            cache_dir=cache_dir,
+            workers=cfg.run.decode_workers,
+        )
     elif d.layout == "mmwhs":
         assert d.root is not None
         data = load_mmwhs(d.root, size, volume_axis=d.volume_axis, cache_dir=cache_dir)
@@ -78,6 +85,7 @@ def load_data(cfg: Config, cache_dir: Path | None = None, *, need_masks: bool = 
             on_unreadable=d.on_unreadable,
             label_groups=d.label_groups,
             intensity=Intensity(**d.intensity.model_dump()),
+            workers=cfg.run.decode_workers,
         )
     else:
         raise MedclError(
