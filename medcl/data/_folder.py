@@ -48,10 +48,21 @@ Rules, in the order they apply:
   resized mask holds only classes that were already there. ``channels`` 1 <-> 3 converts by
   averaging with luminance weights (0.299, 0.587, 0.114) or by repeating the grey channel;
   by default the first image's channel count is used.
+* **Decoding** runs in ``workers`` processes (default the CPUs, at most 8, or
+  ``MEDCL_DECODE_WORKERS``; 1: no pool), with a progress bar in a terminal and, in a log
+  file, a line every 30 s of a long decode.
+* **Storage.** Images are kept compact (:mod:`medcl.data._stored`) and read back as the
+  float32 values they were decoded to, bit for bit: ``uint8`` for 8-bit files scaled by 255 at
+  ``image_size`` already (PNG, JPEG, 8-bit TIFF, DICOM or NIfTI without a rescale), ``uint16``
+  for 16-bit files with ``intensity.scale=type`` at ``image_size``, ``float16`` where every
+  value is one, else ``float32`` (percentile or window scaling, float NIfTI, resized images,
+  RGB to grey). Masks are stored as ``uint8`` (``int16`` beyond 255 classes) for the images
+  that have one only; the others read as zeros.
 * **Cache.** With ``cache_dir``, the decoded arrays are written there once as ``.npy`` files
   named by a hash of the file list (paths, sizes, modification times) and the settings, and
   later calls load them instead of decoding; arrays larger than ``mmap_threshold`` bytes are
-  memory-mapped read-only. Writes are atomic (temporary file, then ``os.replace``), and the
+  memory-mapped read-only. An entry of an older layout (float32 images and int64 masks for
+  every image) is named in one line and rebuilt. Writes are atomic (temporary file, then ``os.replace``), and the
   entry's ``meta.json`` records the content hash of each array file: a file whose content
   changed (zeroed, cut short, edited) is noticed, reported in one line and decoded again.
 * **Memory and values.** Before the images are decoded, the memory the decoded set needs is
@@ -612,18 +623,24 @@ def _decode_unit(recipe: _Recipe, series: str, unit: list[tuple[Path, Path | Non
         data, meta = parts[0][0], parts[0][1]
         series = ""  # a file alone, or the one readable slice of a series: as it is
     channels = recipe.channels if recipe.channels is not None else int(data.shape[1])
+    direct = recipe.pack and _stored_as_read(data, reader, intensity, channels, size)
     if intensity is not None:
         span = uses_little_of_its_type(data)
         if span is not None:
             out.little.append((image_path.name, *span, str(data.dtype)))
-        if intensity.file_window:
+        if direct:
+            pass  # k / 255 is what scaling would give: kept as k, never made float
+        elif intensity.file_window:
             data = reader.finish(reader.window(data, meta), meta)
         elif intensity.per_dataset(data.dtype):
             out.deferred = meta
             data = data.astype(np.float32)
         else:
             data = reader.finish(intensity.apply(data, intensity.bounds(data)), meta)
-    data = _convert_channels(data, channels, image_path)
+    if direct and data.shape[1] != channels:
+        data = np.repeat(data, channels, axis=1)  # grey to RGB, as _convert_channels does
+    else:
+        data = _convert_channels(data, channels, image_path)
     n = data.shape[0]
     start = 0
     for part_data, part_meta, part_path, mask_path, labels in parts:
@@ -648,9 +665,12 @@ def _decode_unit(recipe: _Recipe, series: str, unit: list[tuple[Path, Path | Non
         start += count
         if not series:
             break
-    resized = _resize_images(data, size, clip=out.deferred is None)
-    packed = out.deferred is None and recipe.pack
-    out.images = pack_images(resized) if packed else resized
+    if direct:
+        out.images = np.ascontiguousarray(data)
+    else:
+        resized = _resize_images(data, size, clip=out.deferred is None)
+        packed = out.deferred is None and recipe.pack
+        out.images = pack_images(resized) if packed else resized
     stem = file_stem(image_path)
     if series:
         out.volume_ids += [series] * n
@@ -664,6 +684,32 @@ def _decode_unit(recipe: _Recipe, series: str, unit: list[tuple[Path, Path | Non
         out.volume_ids.append("")
         out.positions.append(float("nan"))
     return out
+
+
+def _stored_as_read(
+    data: np.ndarray,
+    reader: ImageReader,
+    intensity: Intensity | None,
+    channels: int,
+    size: tuple[int, int],
+) -> bool:
+    """Whether ``data`` (uint8) is its own compact store: scaled by 255, nothing else.
+
+    Then the float32 image would be ``float32(k) / float32(255)`` (``Intensity.apply`` with
+    bounds (0, 255): subtracting 0 and clipping change nothing), exactly what the uint8 store
+    reads back as, so the float32 image is never made. Not for readers that change scaled
+    values (DICOM MONOCHROME1 inverts), resized images, or RGB to grey.
+    """
+    return (
+        intensity is not None
+        and data.dtype == np.uint8
+        and not intensity.file_window
+        and intensity.by_type(data.dtype)
+        and intensity.bounds(data[:0]) == (0.0, 255.0)
+        and type(reader).finish is ImageReader.finish
+        and tuple(data.shape[2:]) == tuple(size)
+        and (data.shape[1] == channels or (data.shape[1] == 1 and channels == 3))
+    )
 
 
 _RECIPE: _Recipe | None = None  # a worker process's recipe, set once by _start_worker
