@@ -712,6 +712,8 @@ def _stored_as_read(
     )
 
 
+POOL_MIN_FILES = 64  # fewer decoding units are decoded in this process
+
 _RECIPE: _Recipe | None = None  # a worker process's recipe, set once by _start_worker
 
 
@@ -784,9 +786,14 @@ def _units_decoded(
 
         rest = units[i:]
         chunk = max(1, min(64, len(rest) // (workers * 8)))
-        # spawn-free fork where there is one: the workers need no re-import of torch
-        methods = mp.get_all_start_methods()
-        context = mp.get_context("fork" if "fork" in methods else "spawn")
+        # Not fork: a process whose torch has run OpenMP threads (a resize) can hang when
+        # forked. A fork server that has imported this module (torch, no threads run yet)
+        # starts workers fast; elsewhere spawn, which imports it in each worker.
+        if "forkserver" in mp.get_all_start_methods():
+            context = mp.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+        else:
+            context = mp.get_context("spawn")
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(recipe,)
         ) as pool:
@@ -831,7 +838,8 @@ def _decode(
     recipe = _Recipe(
         label_values, class_names, size, channels, axis, groups, intensity, len(pairs) == 1, pack
     )
-    n_workers = 1 if len(units) < 2 else min(decode_workers(workers), len(units))
+    few = len(units) < POOL_MIN_FILES  # starting processes would cost more than it saves
+    n_workers = 1 if few else min(decode_workers(workers), len(units))
     for unit in _units_decoded(recipe, units, n_workers):
         skipped += unit.skipped
         not_images += unit.not_images

@@ -188,8 +188,12 @@ def test_a_zeroed_images_file_is_noticed_and_decoded_again(folders, capsys):
     assert bits(second.images[:]) == bits(first.images[:])
 
 
-def test_parallel_decoding_gives_the_same_set(folders):
-    kwargs = dict(masks=folders / "masks", mask_suffix="_m", image_size=8)
+@pytest.mark.parametrize("size", [8, 6])  # 6: resized in the workers (torch threads)
+def test_parallel_decoding_gives_the_same_set(folders, monkeypatch, size):
+    import medcl.data._folder as folder
+
+    monkeypatch.setattr(folder, "POOL_MIN_FILES", 2)
+    kwargs = dict(masks=folders / "masks", mask_suffix="_m", image_size=size)
     one = load_folder(folders / "grey", workers=1, **kwargs)
     two = load_folder(folders / "grey", workers=2, **kwargs)
     assert bits(one.images[:]) == bits(two.images[:]) and bits(one.masks[:]) == bits(two.masks[:])
