@@ -789,6 +789,7 @@ def _units_decoded(
         # Not fork: a process whose torch has run OpenMP threads (a resize) can hang when
         # forked. A fork server that has imported this module (torch, no threads run yet)
         # starts workers fast; elsewhere spawn, which imports it in each worker.
+        context: Any
         if "forkserver" in mp.get_all_start_methods():
             context = mp.get_context("forkserver")
             context.set_forkserver_preload([__name__])

@@ -113,6 +113,14 @@ class _Rows:
             raise AttributeError(name)
         return getattr(np.asarray(self), name)
 
+    def _note_read(self, nbytes: int) -> None:
+        """Release the mapped pages every so often: a pass over a mapped store (an epoch, a
+        fingerprint) would otherwise keep all of it resident, counted as this process's."""
+        self._read = getattr(self, "_read", 0) + nbytes
+        if self._read > _RELEASE_BYTES and isinstance(self.raw, np.memmap):
+            self._read = 0
+            self.release()
+
     def release(self) -> None:
         """Drop the pages a memory-mapped store has read from this process's resident set.
 
@@ -153,7 +161,7 @@ class StoredImages(_Rows):
         self.index = None if index is None else np.asarray(index, dtype=np.int64)
         self._lookup = _table(str(raw.dtype))
         self._device_tables: dict[torch.device, torch.Tensor] = {}
-        self._read = 0  # bytes read by tensor() since the mapped pages were last released
+        self._read = 0  # bytes read since the mapped pages were last released
 
     dtype = np.dtype(np.float32)
     itemsize = 4
@@ -173,7 +181,9 @@ class StoredImages(_Rows):
 
     def __getitem__(self, key: Any) -> np.ndarray:
         first, rest = self._split(key)
-        out = self._convert(np.asarray(self.raw[self._positions(first)]))
+        part = np.asarray(self.raw[self._positions(first)])
+        self._note_read(part.nbytes)
+        out = self._convert(part)
         return out[(slice(None),) * (out.ndim - 3) + rest] if rest else out
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -187,10 +197,7 @@ class StoredImages(_Rows):
     def tensor(self, idx: Any, device: torch.device | str) -> torch.Tensor:
         """Rows ``idx`` as a float32 tensor on ``device``: moved stored, converted there."""
         part = np.ascontiguousarray(self.raw[self._positions(idx)])
-        self._read += part.nbytes
-        if self._read > _RELEASE_BYTES:  # an epoch over a mapped store would map all of it
-            self._read = 0
-            self.release()
+        self._note_read(part.nbytes)
         if self._lookup is None:
             return torch.from_numpy(part).to(device).float()
         device = torch.device(device)

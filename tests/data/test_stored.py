@@ -62,6 +62,18 @@ def test_indexing_like_the_float32_array():
     assert float(s.max()) == float(x.max())  # other ndarray attributes: the whole array
 
 
+def test_a_mapped_store_releases_its_pages_and_reads_on(tmp_path, monkeypatch):
+    import medcl.data._stored as stored
+
+    monkeypatch.setattr(stored, "_RELEASE_BYTES", 1)  # release after every read
+    x = (np.random.default_rng(5).integers(0, 256, (9, 3, 4, 4)) / 255).astype(np.float32)
+    np.save(tmp_path / "a.npy", compact_images(x).raw)
+    s = StoredImages(np.load(tmp_path / "a.npy", mmap_mode="r"))
+    rows = [s[i : i + 2] for i in range(0, 9, 2)]
+    again = [s.tensor(np.array([i]), "cpu").numpy() for i in range(9)]
+    assert bits(np.concatenate(rows)) == bits(x) and bits(np.concatenate(again)) == bits(x)
+
+
 def test_sparse_masks_store_only_the_masked_rows():
     masks = np.zeros((5, 2, 3), dtype=np.int64)
     masks[1], masks[3] = 2, 1
