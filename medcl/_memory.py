@@ -56,9 +56,12 @@ def feature_map_bytes(batch: int, widths: Sequence[int], size: tuple[int, int]) 
     return int(4 * batch * sum(c * h * w / 4**level for level, c in enumerate(widths)))
 
 
-def image_set_bytes(n: int, channels: int, size: tuple[int, int]) -> int:
-    """Bytes of ``n`` decoded images (float32) with their masks (int64)."""
-    return int(n * size[0] * size[1] * (4 * channels + 8))
+def image_set_bytes(
+    n: int, channels: int, size: tuple[int, int], itemsize: int = 4, mask_itemsize: int = 8
+) -> int:
+    """Bytes of ``n`` decoded images with their masks: float32 and int64 by default, the
+    legacy layout; the compact cache passes its stored sizes (uint8 images, uint8 masks)."""
+    return int(n * size[0] * size[1] * (itemsize * channels + mask_itemsize))
 
 
 def check_fits(needed: int, what: str, advice: str) -> None:

@@ -303,6 +303,12 @@ class RunConfig(RunBase):
         "launcher that starts every process (srun or torchrun; see the README)",
     )
     precision: str | None = Field(None, description="null = bf16-mixed on GPU, 32-true on CPU")
+    decode_workers: int | None = Field(
+        None,
+        ge=1,
+        description="processes that decode image files into the cache; null: this machine's "
+        "CPUs, at most 8 (or MEDCL_DECODE_WORKERS); 1: no pool",
+    )
     seeds_per_method: dict[str, list[int]] = Field(
         {},
         description="seeds of the named methods instead of run.seeds, e.g. {moco: [0, 1, 2]}: "

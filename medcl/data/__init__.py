@@ -25,6 +25,7 @@ from medcl.data._splits import (
     label_subset,
     stratified_group_split,
 )
+from medcl.data._stored import SparseMasks, StoredImages
 
 __all__ = [
     "conform_image",
@@ -35,6 +36,8 @@ __all__ = [
     "MMWHS_CLASSES",
     "READERS",
     "SUPPORTED_SUFFIXES",
+    "SparseMasks",
+    "StoredImages",
     "ImageSet",
     "LabelledImageSet",
     "PairedAugment",

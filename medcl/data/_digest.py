@@ -13,13 +13,14 @@ import hashlib
 import numpy as np
 
 from medcl.data._imageset import ImageSet
+from medcl.data._stored import SparseMasks, StoredImages
 
 __all__ = ["chunk_of", "split_fingerprint"]
 
 _CHUNK_BYTES = 32 * 2**20  # hashed at a time: a large or memory-mapped set is never copied
 
 
-def chunk_of(array: np.ndarray, budget: int = _CHUNK_BYTES) -> int:
+def chunk_of(array: np.ndarray | StoredImages | SparseMasks, budget: int = _CHUNK_BYTES) -> int:
     """How many rows of ``array`` fit in ``budget`` bytes (at least one)."""
     row = array.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
     return max(1, budget // max(1, row))
@@ -60,5 +61,8 @@ def split_fingerprint(data: ImageSet, split: str) -> str:
         part = idx[start : start + step]
         h.update(np.ascontiguousarray(data.images[part]).tobytes())
         h.update(np.ascontiguousarray(data.masks[part]).tobytes())
+    for array in (data.images, data.masks):
+        if isinstance(array, StoredImages | SparseMasks):
+            array.release()  # a pass over a mapped store need not stay resident
     memo[key] = h.hexdigest()
     return memo[key]

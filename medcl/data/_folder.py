@@ -48,10 +48,21 @@ Rules, in the order they apply:
   resized mask holds only classes that were already there. ``channels`` 1 <-> 3 converts by
   averaging with luminance weights (0.299, 0.587, 0.114) or by repeating the grey channel;
   by default the first image's channel count is used.
+* **Decoding** runs in ``workers`` processes (default the CPUs, at most 8, or
+  ``MEDCL_DECODE_WORKERS``; 1: no pool), with a progress bar in a terminal and, in a log
+  file, a line every 30 s of a long decode.
+* **Storage.** Images are kept compact (:mod:`medcl.data._stored`) and read back as the
+  float32 values they were decoded to, bit for bit: ``uint8`` for 8-bit files scaled by 255 at
+  ``image_size`` already (PNG, JPEG, 8-bit TIFF, DICOM or NIfTI without a rescale), ``uint16``
+  for 16-bit files with ``intensity.scale=type`` at ``image_size``, ``float16`` where every
+  value is one, else ``float32`` (percentile or window scaling, float NIfTI, resized images,
+  RGB to grey). Masks are stored as ``uint8`` (``int16`` beyond 255 classes) for the images
+  that have one only; the others read as zeros.
 * **Cache.** With ``cache_dir``, the decoded arrays are written there once as ``.npy`` files
   named by a hash of the file list (paths, sizes, modification times) and the settings, and
   later calls load them instead of decoding; arrays larger than ``mmap_threshold`` bytes are
-  memory-mapped read-only. Writes are atomic (temporary file, then ``os.replace``), and the
+  memory-mapped read-only. An entry of an older layout (float32 images and int64 masks for
+  every image) is named in one line and rebuilt. Writes are atomic (temporary file, then ``os.replace``), and the
   entry's ``meta.json`` records the content hash of each array file: a file whose content
   changed (zeroed, cut short, edited) is noticed, reported in one line and decoded again.
 * **Memory and values.** Before the images are decoded, the memory the decoded set needs is
@@ -72,6 +83,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +109,24 @@ from medcl.data._readers import (
     file_suffix,
     reader_for,
 )
+from medcl.data._stored import (
+    SparseMasks,
+    StoredImages,
+    compact_images,
+    compact_masks,
+    join_packed,
+    mask_dtype,
+    pack_images,
+)
 from medcl.errors import MedclError, NotAnImage, UnreadableFile
 
 __all__ = ["load_folder"]
 
 _CACHE_VERSION = 3  # 2: meta.json records the arrays' content hashes; 3: DICOM LUTs, series
+# How an entry stores its arrays, recorded in its meta.json rather than its name, so that an
+# entry of an older layout is found, named and rebuilt: none: float32 images and int64 masks
+# for every image; 4: compact (medcl.data._stored), masks only for images that have one.
+STORE_FORMAT = 4
 _LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 MMAP_THRESHOLD = 256 * 2**20
 
@@ -121,6 +146,7 @@ def load_folder(
     intensity: Intensity | None = None,
     on_unreadable: str = "skip",
     mmap_threshold: int = MMAP_THRESHOLD,
+    workers: int | None = None,
 ) -> ImageSet:
     """Decode the images (and masks) of a folder into an :class:`ImageSet`.
 
@@ -143,9 +169,11 @@ def load_folder(
             mask) and say so in one line on stderr, at every load; ``error``: stop, listing
             them all.
         mmap_threshold: cached arrays larger than this many bytes are memory-mapped.
+        workers: processes that decode the files (:func:`decode_workers`; 1: no pool).
 
     Returns:
-        an ImageSet with ``images (N, C, H, W)`` float32 in [0, 1], ``masks (N, H, W)`` int64,
+        an ImageSet with ``images (N, C, H, W)`` float32 in [0, 1], ``masks (N, H, W)`` int64
+        (stored compactly: :class:`~medcl.data.StoredImages`, :class:`~medcl.data.SparseMasks`),
         and ``split`` unset.
     """
     size = _check_size(image_size)
@@ -175,7 +203,16 @@ def load_folder(
     }
     imageset = decode_cached(
         lambda: _decode(
-            pairs, values, class_names, size, channels, volume_axis, on_unreadable, groups, spec
+            pairs,
+            values,
+            class_names,
+            size,
+            channels,
+            volume_axis,
+            on_unreadable,
+            groups,
+            spec,
+            workers,
         ),
         pairs,
         settings,
@@ -240,7 +277,8 @@ def decode_cached(
             return cached
     imageset = decode()
     if cache is not None:
-        cache.save(imageset)
+        # read back memory-mapped: the decoded arrays are freed, as at a later load
+        return cache.save(imageset)
     return imageset
 
 
@@ -481,6 +519,292 @@ def dicom_series(
     return units
 
 
+@dataclass
+class _Unit:
+    """One decoding unit (a file, or the slices of a DICOM series), decoded."""
+
+    images: np.ndarray | None = None  # packed (see _stored), or float32 awaiting percentiles
+    deferred: dict[str, Any] | None = None  # the reader's meta when data-set percentiles apply
+    masks: list[np.ndarray] = field(default_factory=list)  # class maps of its masked slices
+    has_mask: list[bool] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    volume_ids: list[str] = field(default_factory=list)
+    positions: list[float] = field(default_factory=list)
+    found: set[int] = field(default_factory=set)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    not_images: list[tuple[str, str]] = field(default_factory=list)
+    little: list[tuple[str, float, float, str]] = field(default_factory=list)
+    first_path: Path | None = None
+    files: int = 0  # how many files it read (for the memory estimate)
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    """Everything that turns one unit's files into arrays (sent to the worker processes)."""
+
+    label_values: list[int] | None
+    class_names: Sequence[str] | None
+    size: tuple[int, int]
+    channels: int | None
+    axis: int
+    groups: dict[int, int] | None
+    intensity: Intensity | None
+    alone: bool  # a single file: its reader's own errors are raised
+    pack: bool = True  # False: float32 as decoded, the old layout (benchmarks/bench_data.py)
+
+
+def decode_workers(requested: int | None = None) -> int:
+    """Processes that decode files: ``requested``, else ``MEDCL_DECODE_WORKERS``, else the CPUs
+    this process may use, at most 8 (decoding is I/O and zlib bound; more rarely pay)."""
+    if requested is None:
+        env = os.environ.get("MEDCL_DECODE_WORKERS", "")
+        if env.strip():
+            try:
+                requested = int(env)
+            except ValueError:
+                raise MedclError(
+                    f"MEDCL_DECODE_WORKERS is {env!r}; use a whole number of processes (1: none)."
+                ) from None
+    if requested is None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        requested = min(8, cpus)
+    if requested < 1:
+        raise MedclError(f"data.workers is {requested}; use 1 (no pool) or more processes.")
+    return int(requested)
+
+
+def _decode_unit(recipe: _Recipe, series: str, unit: list[tuple[Path, Path | None]]) -> _Unit:
+    """Read, scale, convert, resize and pack one unit (in a worker process, or here)."""
+    out = _Unit()
+    intensity, size, axis = recipe.intensity, recipe.size, recipe.axis
+    parts: list[tuple[np.ndarray, dict[str, Any], Path, Path | None, np.ndarray | None]] = []
+    for image_path, mask_path in unit:
+        reader = reader_for(image_path)
+        try:
+            if intensity is None:
+                data, meta = reader.read(image_path, axis)
+            else:
+                data, meta = reader.read_values(image_path, axis)
+        except NotAnImage as exc:
+            if recipe.alone:
+                raise
+            out.not_images.append((Path(exc.path).name, exc.reason))
+            continue
+        except UnreadableFile as exc:
+            if recipe.alone:
+                raise  # one file: its reader's own sentence says it best
+            out.skipped.append((Path(exc.path).name, exc.reason))
+            continue
+        labels = None
+        if mask_path is not None:
+            try:
+                labels, _ = reader_for(mask_path).read_labels(mask_path, axis)
+            except UnreadableFile as exc:
+                if recipe.alone:
+                    raise
+                out.skipped.append((Path(exc.path).name, exc.reason))
+                continue
+        parts.append((data, meta, image_path, mask_path, labels))
+    if not parts:
+        return out
+    image_path = parts[0][2]
+    out.first_path, out.files = image_path, len(parts)
+    reader = reader_for(image_path)
+    if series and len(parts) > 1:  # the slices of one series, in patient order
+        data = np.concatenate(
+            [np.asarray(p[0], dtype=np.result_type(*[q[0] for q in parts])) for p in parts]
+        )
+        meta = {**parts[0][1], "is_volume": True, "num_slices": len(parts)}
+        meta["voi"] = [v for p in parts for v in (p[1].get("voi") or [None])]
+    else:
+        data, meta = parts[0][0], parts[0][1]
+        series = ""  # a file alone, or the one readable slice of a series: as it is
+    channels = recipe.channels if recipe.channels is not None else int(data.shape[1])
+    direct = recipe.pack and _stored_as_read(data, reader, intensity, channels, size)
+    if intensity is not None:
+        span = uses_little_of_its_type(data)
+        if span is not None:
+            out.little.append((image_path.name, *span, str(data.dtype)))
+        if direct:
+            pass  # k / 255 is what scaling would give: kept as k, never made float
+        elif intensity.file_window:
+            data = reader.finish(reader.window(data, meta), meta)
+        elif intensity.per_dataset(data.dtype):
+            out.deferred = meta
+            data = data.astype(np.float32)
+        else:
+            data = reader.finish(intensity.apply(data, intensity.bounds(data)), meta)
+    if direct and data.shape[1] != channels:
+        data = np.repeat(data, channels, axis=1)  # grey to RGB, as _convert_channels does
+    else:
+        data = _convert_channels(data, channels, image_path)
+    n = data.shape[0]
+    start = 0
+    for part_data, part_meta, part_path, mask_path, labels in parts:
+        count = part_data.shape[0] if series else n
+        if mask_path is not None and labels is not None:
+            _check_mask_shape(
+                labels,
+                data[start : start + count],
+                mask_path,
+                part_path,
+                part_meta["is_volume"],
+            )
+            labels, classes = _remap(
+                labels, recipe.label_values, recipe.class_names, mask_path, recipe.groups
+            )
+            out.found.update(classes)
+            resized = _resize_masks(labels, size)
+            out.masks.append(resized.astype(mask_dtype(resized), copy=False))
+        out.has_mask += [mask_path is not None] * count
+        if series:
+            out.ids.append(file_stem(part_path))
+        start += count
+        if not series:
+            break
+    if direct:
+        out.images = np.ascontiguousarray(data)
+    else:
+        resized = _resize_images(data, size, clip=out.deferred is None)
+        packed = out.deferred is None and recipe.pack
+        out.images = pack_images(resized) if packed else resized
+    stem = file_stem(image_path)
+    if series:
+        out.volume_ids += [series] * n
+        out.positions += [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
+    elif meta["is_volume"]:
+        out.ids += [f"{stem}:{i}" for i in range(n)]
+        out.volume_ids += [stem] * n
+        out.positions += [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
+    else:
+        out.ids.append(stem)
+        out.volume_ids.append("")
+        out.positions.append(float("nan"))
+    return out
+
+
+def _stored_as_read(
+    data: np.ndarray,
+    reader: ImageReader,
+    intensity: Intensity | None,
+    channels: int,
+    size: tuple[int, int],
+) -> bool:
+    """Whether ``data`` (uint8) is its own compact store: scaled by 255, nothing else.
+
+    Then the float32 image would be ``float32(k) / float32(255)`` (``Intensity.apply`` with
+    bounds (0, 255): subtracting 0 and clipping change nothing), exactly what the uint8 store
+    reads back as, so the float32 image is never made. Not for readers that change scaled
+    values (DICOM MONOCHROME1 inverts), resized images, or RGB to grey.
+    """
+    return (
+        intensity is not None
+        and data.dtype == np.uint8
+        and not intensity.file_window
+        and intensity.by_type(data.dtype)
+        and intensity.bounds(data[:0]) == (0.0, 255.0)
+        and type(reader).finish is ImageReader.finish
+        and tuple(data.shape[2:]) == tuple(size)
+        and (data.shape[1] == channels or (data.shape[1] == 1 and channels == 3))
+    )
+
+
+POOL_MIN_FILES = 64  # fewer decoding units are decoded in this process
+
+_RECIPE: _Recipe | None = None  # a worker process's recipe, set once by _start_worker
+
+
+def _start_worker(recipe: _Recipe) -> None:
+    global _RECIPE
+    _RECIPE = recipe
+    torch.set_num_threads(1)  # one process per core already
+
+
+def _decode_in_worker(job: tuple[str, list[tuple[Path, Path | None]]]) -> _Unit:
+    assert _RECIPE is not None
+    return _decode_unit(_RECIPE, *job)
+
+
+class _Progress:
+    """A bar in a terminal; elsewhere (a log file) a line every 30 s, and at the end if any."""
+
+    def __init__(self, total: int, every: float = 30.0) -> None:
+        import time
+
+        self.bar = tqdm(total=total, desc="Decoding images", unit="file", disable=None)
+        self.quiet = bool(getattr(self.bar, "disable", False)) and total > 1
+        self.total, self.done, self.every = total, 0, every
+        self.clock = time.perf_counter
+        self.start = self.last = self.clock()
+        self.said = False
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        self.bar.update(n)
+        now = self.clock()
+        # a short decode says nothing; a long one a line every 30 s and one at its end
+        due = now - self.last >= self.every or (self.done == self.total and self.said)
+        if self.quiet and due:
+            self.said = True
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            import sys
+
+            print(
+                f"medcl: decoding images: {self.done}/{self.total} files, {rate:.0f} files/s, "
+                f"{now - self.start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _units_decoded(
+    recipe: _Recipe, units: list[tuple[str, list[tuple[Path, Path | None]]]], workers: int
+):
+    """The decoded units in order: here while the channel count is unknown, then in parallel."""
+    progress = _Progress(len(units))
+    try:
+        i = 0
+        while i < len(units) and (recipe.channels is None or workers == 1):
+            unit = _decode_unit(recipe, *units[i])
+            i += 1
+            progress.update()
+            if unit.images is not None and recipe.channels is None:
+                # every later image is converted to the first one's channel count
+                recipe = replace(recipe, channels=int(unit.images.shape[1]))
+            yield unit
+        if i == len(units):
+            return
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        rest = units[i:]
+        chunk = max(1, min(64, len(rest) // (workers * 8)))
+        # Not fork: a process whose torch has run OpenMP threads (a resize) can hang when
+        # forked. A fork server that has imported this module (torch, no threads run yet)
+        # starts workers fast; elsewhere spawn, which imports it in each worker.
+        context: Any
+        if "forkserver" in mp.get_all_start_methods():
+            context = mp.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+        else:
+            context = mp.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(recipe,)
+        ) as pool:
+            for unit in pool.map(_decode_in_worker, rest, chunksize=chunk):
+                progress.update()
+                yield unit
+    finally:
+        progress.close()
+
+
 def _decode(
     pairs: list[tuple[Path, Path | None]],
     label_values: list[int] | None,
@@ -491,116 +815,56 @@ def _decode(
     on_unreadable: str = "error",
     groups: dict[int, int] | None = None,
     intensity: Intensity | None = None,
+    workers: int | None = None,
+    pack: bool = True,
 ) -> ImageSet:
-    """Decode ``pairs``; ``intensity`` None: each reader's own scaling (the ISIC layout)."""
+    """Decode ``pairs``; ``intensity`` None: each reader's own scaling (the ISIC layout).
+
+    The images come back compact (:mod:`medcl.data._stored`): each file is packed as soon as
+    it is decoded, so decoding never holds the collection as float32 unless its values need
+    it. ``workers`` processes decode the files (default :func:`decode_workers`; 1: no pool).
+    """
     images: list[np.ndarray] = []
     deferred: list[tuple[int, ImageReader, dict]] = []  # scaled by data-set percentiles
     little: list[tuple[str, float, float, str]] = []  # images using <1% of their type's range
-    masks, has_mask, ids, volume_ids, positions = [], [], [], [], []
+    masks: list[np.ndarray] = []
+    has_mask: list[bool] = []
+    ids: list[str] = []
+    volume_ids: list[str] = []
+    positions: list[float] = []
     found: set[int] = set()  # classes seen in the masks
     skipped: list[tuple[str, str]] = []  # (file name, reason) of the files that cannot be read
     not_images: list[tuple[str, str]] = []  # (file name, what it is) of DICOM non-images
     units = dicom_series(pairs)
-    for series, unit in tqdm(units, desc="Decoding images", unit="file", disable=None):
-        parts: list[tuple[np.ndarray, dict[str, Any], Path, Path | None, np.ndarray | None]] = []
-        for image_path, mask_path in unit:
-            reader = reader_for(image_path)
-            try:
-                if intensity is None:
-                    data, meta = reader.read(image_path, axis)
-                else:
-                    data, meta = reader.read_values(image_path, axis)
-            except NotAnImage as exc:
-                if len(pairs) == 1:
-                    raise
-                not_images.append((Path(exc.path).name, exc.reason))
-                continue
-            except UnreadableFile as exc:
-                if len(pairs) == 1:
-                    raise  # one file: its reader's own sentence says it best
-                skipped.append((Path(exc.path).name, exc.reason))
-                continue
-            labels = None
-            if mask_path is not None:
-                try:
-                    labels, _ = reader_for(mask_path).read_labels(mask_path, axis)
-                except UnreadableFile as exc:
-                    if len(pairs) == 1:
-                        raise
-                    skipped.append((Path(exc.path).name, exc.reason))
-                    continue
-            parts.append((data, meta, image_path, mask_path, labels))
-        if not parts:
+    recipe = _Recipe(
+        label_values, class_names, size, channels, axis, groups, intensity, len(pairs) == 1, pack
+    )
+    few = len(units) < POOL_MIN_FILES  # starting processes would cost more than it saves
+    n_workers = 1 if few else min(decode_workers(workers), len(units))
+    for unit in _units_decoded(recipe, units, n_workers):
+        skipped += unit.skipped
+        not_images += unit.not_images
+        little += unit.little
+        if unit.images is None:
             continue
-        image_path = parts[0][2]
-        reader = reader_for(image_path)
-        if series and len(parts) > 1:  # the slices of one series, in patient order
-            data = np.concatenate(
-                [np.asarray(p[0], dtype=np.result_type(*[q[0] for q in parts])) for p in parts]
-            )
-            meta = {**parts[0][1], "is_volume": True, "num_slices": len(parts)}
-            meta["voi"] = [v for p in parts for v in (p[1].get("voi") or [None])]
-        else:
-            data, meta = parts[0][0], parts[0][1]
-            series = ""  # a file alone, or the one readable slice of a series: as it is
-        if channels is None:
-            channels = int(data.shape[1])
         if not images:  # the decoded set and its concatenation, before they are allocated
-            total = len(pairs) * max(1, data.shape[0] // len(parts))  # slices per file
+            total = len(pairs) * max(1, unit.images.shape[0] // unit.files)  # slices per file
             check_fits(
-                2 * image_set_bytes(total, channels, size),
+                2
+                * image_set_bytes(total, int(unit.images.shape[1]), size, unit.images.itemsize, 1),
                 f"Decoding {total} images at data.image_size={list(size)}",
                 "lower data.image_size, or use fewer images",
             )
-        if intensity is not None:
-            span = uses_little_of_its_type(data)
-            if span is not None:
-                little.append((image_path.name, *span, str(data.dtype)))
-            if intensity.file_window:
-                data = reader.finish(reader.window(data, meta), meta)
-            elif intensity.per_dataset(data.dtype):
-                deferred.append((len(images), reader, meta))
-                data = data.astype(np.float32)
-            else:
-                data = reader.finish(intensity.apply(data, intensity.bounds(data)), meta)
-        data = _convert_channels(data, channels, image_path)
-        n = data.shape[0]
-        start = 0
-        for part_data, part_meta, part_path, mask_path, labels in parts:
-            count = part_data.shape[0] if series else n
-            if mask_path is not None and labels is not None:
-                _check_mask_shape(
-                    labels,
-                    data[start : start + count],
-                    mask_path,
-                    part_path,
-                    part_meta["is_volume"],
-                )
-                labels, classes = _remap(labels, label_values, class_names, mask_path, groups)
-                found.update(classes)
-                masks.append(_resize_masks(labels, size))
-            else:
-                masks.append(np.zeros((count, *size), dtype=np.int64))
-            has_mask += [mask_path is not None] * count
-            if series:
-                ids.append(file_stem(part_path))
-            start += count
-            if not series:
-                break
-        deferring = bool(deferred) and deferred[-1][0] == len(images)
-        images.append(_resize_images(data, size, clip=not deferring))
-        stem = file_stem(image_path)
-        if series:
-            volume_ids += [series] * n
-            positions += [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
-        elif meta["is_volume"]:
-            ids += [f"{stem}:{i}" for i in range(n)]
-            volume_ids += [stem] * n
-            positions += [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
-        else:
-            ids.append(stem)
-            volume_ids.append("")
-            positions.append(float("nan"))
+        if unit.deferred is not None:
+            assert unit.first_path is not None
+            deferred.append((len(images), reader_for(unit.first_path), unit.deferred))
+        images.append(unit.images)
+        masks += unit.masks
+        has_mask += unit.has_mask
+        ids += unit.ids
+        volume_ids += unit.volume_ids
+        positions += unit.positions
+        found |= unit.found
     if not_images and not images and not skipped:
         raise MedclError(
             f"None of the {len(pairs)} files in '{pairs[0][0].parent}' holds an image: "
@@ -614,12 +878,23 @@ def _decode(
         bounds = percentile_bounds(values, intensity.percentiles)
         for i, reader, meta in deferred:
             images[i] = reader.finish(intensity.apply(images[i], bounds), meta)
+            images[i] = pack_images(images[i]) if pack else images[i]
     if little and intensity is not None:
         _say_little(little, len(pairs), intensity)
+    flags = np.array(has_mask, dtype=bool)
+    rows = np.full(len(flags), -1, dtype=np.int64)
+    rows[flags] = np.arange(int(flags.sum()))
+    h, w = size
+    if masks:
+        kinds = {m.dtype for m in masks}
+        stored = np.concatenate(masks if len(kinds) == 1 else [m.astype(np.int64) for m in masks])
+        stored = stored.astype(mask_dtype(stored), copy=False)
+    else:
+        stored = np.zeros((0, h, w), dtype=np.uint8)
     return ImageSet(
-        images=np.concatenate(images),
-        masks=np.concatenate(masks),
-        has_mask=np.array(has_mask, dtype=bool),
+        images=StoredImages(join_packed(images)),
+        masks=SparseMasks(stored, rows),
+        has_mask=flags,
         ids=np.array(ids, dtype=object),
         volume_ids=np.array(volume_ids, dtype=object),
         positions=np.array(positions, dtype=np.float64),
@@ -803,6 +1078,18 @@ def _say_damaged(path: Path, reason: str) -> None:
     )
 
 
+def _say_old_format(prefix: Path, meta: dict[str, Any]) -> None:
+    import sys
+
+    layout = f"format {meta['format']}" if "format" in meta else "float32 images, int64 masks"
+    print(
+        f"medcl: cache {prefix}.* is in an older layout ({layout}); rebuilding it in the "
+        f"compact layout (format {STORE_FORMAT}), once",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 class _Cache:
     """Decoded arrays on disk, named by a hash of the inputs and settings."""
 
@@ -839,47 +1126,58 @@ class _Cache:
             if "digests" not in meta:
                 _say_damaged(meta_path, "written by an older medcl, without content hashes")
                 return None
+            if meta.get("format") != STORE_FORMAT:
+                _say_old_format(self.prefix, meta)
+                return None
             for name, digest in meta["digests"].items():
                 if file_digest(self._path(name)) != digest:
                     _say_damaged(self._path(name), "its content changed since it was cached")
                     return None
-            images = self._load_array(self._path("images.npy"))
-            masks = self._load_array(self._path("masks.npy"))
-            return ImageSet(
-                images=images,
-                masks=masks,
-                has_mask=np.array(meta["has_mask"], dtype=bool),
-                ids=np.array(meta["ids"], dtype=object),
-                volume_ids=np.array(meta["volume_ids"], dtype=object),
-                positions=np.array(
-                    [np.nan if p is None else p for p in meta["positions"]], dtype=np.float64
-                ),
-                class_names=list(meta["class_names"]),
-                group_ids=np.array(meta.get("group_ids", []), dtype=object),
-                instances=(
-                    self._load_array(self._path("instances.npy")) if meta.get("instances") else None
-                ),
-                reference_labels={
-                    k: np.array(v, dtype=object)
-                    for k, v in meta.get("reference_labels", {}).items()
-                },
-                unreadable=[(str(n), str(r)) for n, r in meta.get("unreadable", [])],
-                not_images=[(str(n), str(r)) for n, r in meta.get("not_images", [])],
-            )
+            return self._open(meta)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             _say_damaged(meta_path, type(exc).__name__)  # a damaged entry is decoded again
             return None
+
+    def _open(self, meta: dict[str, Any]) -> ImageSet:
+        """The entry's arrays (memory-mapped above the threshold) with its metadata."""
+        images = self._load_array(self._path("images.npy"))
+        masks = self._load_array(self._path("masks.npy"))
+        if str(images.dtype) != meta["images_dtype"] or str(masks.dtype) != meta["masks_dtype"]:
+            raise ValueError("the arrays' dtypes differ from meta.json's")
+        return ImageSet(
+            images=StoredImages(images),
+            masks=SparseMasks(masks, np.array(meta["mask_rows"], dtype=np.int64)),
+            has_mask=np.array(meta["has_mask"], dtype=bool),
+            ids=np.array(meta["ids"], dtype=object),
+            volume_ids=np.array(meta["volume_ids"], dtype=object),
+            positions=np.array(
+                [np.nan if p is None else p for p in meta["positions"]], dtype=np.float64
+            ),
+            class_names=list(meta["class_names"]),
+            group_ids=np.array(meta.get("group_ids", []), dtype=object),
+            instances=(
+                self._load_array(self._path("instances.npy")) if meta.get("instances") else None
+            ),
+            reference_labels={
+                k: np.array(v, dtype=object) for k, v in meta.get("reference_labels", {}).items()
+            },
+            unreadable=[(str(n), str(r)) for n, r in meta.get("unreadable", [])],
+            not_images=[(str(n), str(r)) for n, r in meta.get("not_images", [])],
+        )
 
     def _load_array(self, path: Path) -> np.ndarray:
         if path.stat().st_size > self.mmap_threshold:
             return np.load(path, mmap_mode="r")
         return np.load(path)
 
-    def save(self, imageset: ImageSet) -> None:
+    def save(self, imageset: ImageSet) -> ImageSet:
+        """Write ``imageset`` compactly; returns it as read back from the entry (mapped)."""
+        images = compact_images(imageset.images)
+        masks = compact_masks(imageset.masks, imageset.has_mask)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._write(self._path("images.npy"), lambda f: np.save(f, imageset.images))
-            self._write(self._path("masks.npy"), lambda f: np.save(f, imageset.masks))
+            self._write(self._path("images.npy"), lambda f: np.save(f, images.raw))
+            self._write(self._path("masks.npy"), lambda f: np.save(f, masks.raw))
             if imageset.instances is not None:
                 instances = imageset.instances
                 self._write(self._path("instances.npy"), lambda f: np.save(f, instances))
@@ -887,6 +1185,10 @@ class _Cache:
             if imageset.instances is not None:
                 parts.append("instances.npy")
             meta = {
+                "format": STORE_FORMAT,
+                "images_dtype": str(images.raw.dtype),
+                "masks_dtype": str(masks.raw.dtype),
+                "mask_rows": masks.rows.tolist(),
                 "digests": {name: file_digest(self._path(name)) for name in parts},
                 "has_mask": imageset.has_mask.tolist(),
                 "ids": [str(i) for i in imageset.ids],
@@ -907,6 +1209,10 @@ class _Cache:
             from medcl.rundir import write_error
 
             raise write_error(exc.filename or self.dir, exc) from exc
+        try:
+            return self._open(meta)
+        except (OSError, ValueError):  # written, but not readable back: keep what we have
+            return imageset
 
     def _write(self, path: Path, write: Any) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=path.name, suffix=".tmp")

@@ -6,16 +6,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medcl.data._stored import SparseMasks, StoredImages
+
 
 @dataclass
 class ImageSet:
     """Decoded images with their masks and provenance, all as arrays.
 
     Attributes:
-        images: ``(N, C, H, W)`` float32, intensities in [0, 1] (or standardised). May be a
-            read-only ``np.memmap`` for large collections.
+        images: ``(N, C, H, W)`` float32, intensities in [0, 1] (or standardised): an array,
+            or (loaded from files) a :class:`~medcl.data.StoredImages` that keeps them in
+            their source depth, often memory-mapped, and reads back the same float32 values.
         masks: ``(N, H, W)`` int64 class maps with values in ``0..num_classes-1``; rows whose
-            ``has_mask`` is False hold zeros and must not be used as targets.
+            ``has_mask`` is False hold zeros and must not be used as targets. An array, or a
+            :class:`~medcl.data.SparseMasks` that stores only the images that have one.
         has_mask: ``(N,)`` bool, whether a ground-truth mask exists for the image.
         ids: ``(N,)`` str, a stable identifier per image (file stem, or ``volume:slice``).
         volume_ids: ``(N,)`` str, the volume an image was sliced from ('' for 2D images).
@@ -35,8 +39,8 @@ class ImageSet:
             holds no image (a DICOM SEG, RTSTRUCT, SR, ...).
     """
 
-    images: np.ndarray
-    masks: np.ndarray
+    images: np.ndarray | StoredImages
+    masks: np.ndarray | SparseMasks
     has_mask: np.ndarray
     ids: np.ndarray
     volume_ids: np.ndarray

@@ -83,6 +83,7 @@ def load_isic2017(
     cache_dir: str | os.PathLike | None = None,
     *,
     mmap_threshold: int = MMAP_THRESHOLD,
+    workers: int | None = None,
 ) -> ImageSet:
     """Read ISIC 2017 from its challenge folders under ``root``, with the official split.
 
@@ -94,6 +95,7 @@ def load_isic2017(
         channels: 3 (RGB, the default) or 1 (grey, by luminance).
         cache_dir: folder for the decoded arrays, so reruns skip decoding.
         mmap_threshold: cached arrays larger than this many bytes are memory-mapped.
+        workers: processes that decode the files (default: the CPUs, at most 8; 1: no pool).
 
     Returns:
         an ImageSet with ``split`` set, masks 0 (background) / 1 (lesion), class names
@@ -130,7 +132,9 @@ def load_isic2017(
 
     settings = {"layout": "isic2017", "version": 1, "image_size": list(size), "channels": channels}
     imageset = decode_cached(
-        lambda: _decode(pairs, [0, 255], ["background", "lesion"], size, channels, 2),
+        lambda: _decode(
+            pairs, [0, 255], ["background", "lesion"], size, channels, 2, workers=workers
+        ),
         pairs,
         settings,
         cache_dir,

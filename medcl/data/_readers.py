@@ -77,10 +77,12 @@ PathLike = str | os.PathLike
 
 def file_suffix(path: PathLike) -> str:
     """The lower-case suffix of ``path``, treating ``.nii.gz`` as one suffix."""
-    name = Path(path).name.lower()
+    # os.path, not Path: this runs several times per file while decoding large folders
+    name = os.path.basename(os.fspath(path)).lower()
     if name.endswith(".nii.gz"):
         return ".nii.gz"
-    return Path(name).suffix
+    suffix = os.path.splitext(name)[1]
+    return "" if suffix == "." else suffix  # as Path.suffix: "a." has none
 
 
 def file_stem(path: PathLike) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +14,8 @@ from medcl.config import Config
 from medcl.data import (
     ImageSet,
     Intensity,
+    SparseMasks,
+    StoredImages,
     assign_splits,
     kfold_splits,
     load_builtin,
@@ -66,7 +69,14 @@ def load_data(cfg: Config, cache_dir: Path | None = None, *, need_masks: bool = 
     if d.layout == "isic2017":
         assert d.root is not None  # checked above
         channels = d.channels or 3
-        data = load_isic2017(d.root, size, d.extra_images, channels, cache_dir=cache_dir)
+        data = load_isic2017(
+            d.root,
+            size,
+            d.extra_images,
+            channels,
+            cache_dir=cache_dir,
+            workers=cfg.run.decode_workers,
+        )
     elif d.layout == "mmwhs":
         assert d.root is not None
         data = load_mmwhs(d.root, size, volume_axis=d.volume_axis, cache_dir=cache_dir)
@@ -89,6 +99,7 @@ def load_data(cfg: Config, cache_dir: Path | None = None, *, need_masks: bool = 
             on_unreadable=d.on_unreadable,
             label_groups=d.label_groups,
             intensity=Intensity(**d.intensity.model_dump()),
+            workers=cfg.run.decode_workers,
         )
     else:
         raise MedclError(
@@ -137,9 +148,24 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def to_device(fabric, array: np.ndarray, idx: np.ndarray | None = None) -> torch.Tensor:
+def to_device(fabric, array: np.ndarray, idx: Any = None) -> torch.Tensor:
+    """Rows ``idx`` of ``array`` (all rows when None) as a tensor on the fabric's device.
+
+    Stored images (:class:`~medcl.data.StoredImages`) travel in their stored dtype and are
+    converted to float32 on the device, giving the same values as the float32 path.
+    """
+    if isinstance(array, StoredImages):
+        return array.tensor(slice(None) if idx is None else idx, fabric.device)
     sel = array if idx is None else array[idx]
     return fabric.to_device(torch.as_tensor(np.ascontiguousarray(sel)))
+
+
+def rows_of(array: Any, idx: np.ndarray) -> Any:
+    """The rows ``idx`` of an image or mask array: still stored (nothing read) where it is a
+    compact store, else copied as numpy indexing does."""
+    if isinstance(array, StoredImages | SparseMasks):
+        return array.select(idx)
+    return array[idx]
 
 
 def groups_for(data: ImageSet, idx: np.ndarray) -> np.ndarray | None:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from medcl.config import Config
-from medcl.data import ImageSet
+from medcl.data import ImageSet, SparseMasks, StoredImages
 from medcl.data._digest import chunk_of
 from medcl.errors import MedclError
 
@@ -89,13 +89,15 @@ def _check_masks(cfg: Config, data: ImageSet) -> None:
             )
 
 
-def _any_foreground(masks: np.ndarray, idx: np.ndarray) -> bool:
+def _any_foreground(masks: np.ndarray | SparseMasks, idx: np.ndarray) -> bool:
     step = chunk_of(masks)  # a few MB at a time, however large the images
     return any(np.any(masks[idx[s : s + step]] != 0) for s in range(0, len(idx), step))
 
 
 def _check_finite(data: ImageSet) -> None:
     """NaN or infinite pixels: an error naming the image (the readers name the file first)."""
+    if isinstance(data.images, StoredImages) and data.images.stored_dtype in ("uint8", "uint16"):
+        return  # k / 255 and k / 65535 are finite: no pass over the whole store
     chunk = chunk_of(data.images)
     for s in range(0, len(data), chunk):
         ok = np.isfinite(data.images[s : s + chunk]).all(axis=(1, 2, 3))
@@ -105,6 +107,8 @@ def _check_finite(data: ImageSet) -> None:
                 f"Image '{bad}' holds NaN or infinite pixel values; fix or remove its file (a "
                 "cached copy is refreshed when the file changes)."
             )
+    if isinstance(data.images, StoredImages):
+        data.images.release()
 
 
 _EXAMPLE_ROOT = {"isic2017": "ISIC2017", "mmwhs": "ct_train", "dsb2018": "dsb2018"}
@@ -200,8 +204,9 @@ def check_training_memory(cfg: Config, data: ImageSet) -> None:
         "validation": INFER_FACTOR * feature_map_bytes(batch["validation"], widths, size),
     }
     worst = max(steps, key=lambda k: steps[k])
-    # the stage's copy of the training images, beside the data set already in memory
-    needed = steps[worst] + image_set_bytes(n, data.channels, size)
+    # a stored (compact) set is read a batch at a time; an in-memory one is copied per stage
+    copied = not isinstance(data.images, StoredImages)
+    needed = steps[worst] + (image_set_bytes(n, data.channels, size) if copied else 0)
     check_fits(
         needed,
         f"Training at data.image_size={list(size)} with model.channels={widths} "

@@ -13,7 +13,7 @@ from medcl.losses import vae_loss
 from medcl.models import BetaVAE
 from medcl.rundir import RunDir, atomic_save_npy, atomic_torch_save
 from medcl.stages._checks import check_trained
-from medcl.stages._common import seed_all, to_device
+from medcl.stages._common import rows_of, seed_all, to_device
 from medcl.stages._deps import features_deps
 from medcl.stages._done import reusable, write_record
 from medcl.train import train_loop
@@ -30,7 +30,7 @@ def run_features(run: RunDir, cfg: Config, data: ImageSet, fabric) -> dict:
     f = cfg.features
     beta = {"beta-vae": f.beta, "vae": 1.0, "ae": 0.0}[f.kind]
     train_idx = data.indices("train")
-    images = data.images[train_idx]
+    images = rows_of(data.images, train_idx)  # a compact store stays stored: read per batch
     seed_all(0)
     vae = BetaVAE(
         data.image_size, data.channels, f.latent_dim, cfg.model.channels, variational=f.kind != "ae"
@@ -61,7 +61,7 @@ def run_features(run: RunDir, cfg: Config, data: ImageSet, fabric) -> dict:
     embeddings = []
     with torch.no_grad():
         for start in range(0, len(images), 256):
-            mu, _ = vae.encode(to_device(fabric, images[start : start + 256]))
+            mu, _ = vae.encode(to_device(fabric, images, slice(start, start + 256)))
             embeddings.append(mu.float().cpu().numpy())
     atomic_save_npy(run.file("features", "embeddings.npy"), np.concatenate(embeddings))
     run.write_json("features/ids.json", [str(i) for i in data.ids[train_idx]])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from medcl.evaluate import dice_scores
 from medcl.models import SegmentationUNet
 from medcl.rundir import RunDir, atomic_savez, atomic_torch_save
 from medcl.stages._checks import check_best, check_finetune, check_result
-from medcl.stages._common import build_encoder, groups_for, seed_all, to_device
+from medcl.stages._common import build_encoder, groups_for, rows_of, seed_all, to_device
 from medcl.stages._deps import evaluate_deps, finetune_deps
 from medcl.stages._done import relative, require_current, reusable, write_record
 from medcl.stages.pretrain import current_pretrain, decoder_path, encoder_path, method_or_error
@@ -29,12 +30,12 @@ def cell_dir(run: RunDir, method: str, fraction: float, seed: int):
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: np.ndarray, fabric, batch_size: int = 64) -> np.ndarray:
-    """Class maps ``(N, H, W)`` for ``images`` ``(N, C, H, W)``."""
+def predict(model: torch.nn.Module, images: Any, fabric, batch_size: int = 64) -> np.ndarray:
+    """Class maps ``(N, H, W)`` for ``images`` ``(N, C, H, W)`` (an array or stored rows)."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        logits = model(to_device(fabric, images[start : start + batch_size]))
+        logits = model(to_device(fabric, images, slice(start, start + batch_size)))
         out.append(logits.argmax(1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, *images.shape[2:]), dtype=np.int64)
 
@@ -100,7 +101,7 @@ def run_finetune(
     ft = cfg.finetune
     train_idx = data.indices("train")
     labelled = label_subset(train_idx, data.has_mask, fraction, seed)
-    images, masks = data.images[labelled], data.masks[labelled]
+    images, masks = rows_of(data.images, labelled), rows_of(data.masks, labelled)
     val_idx = data.indices("val")
     val_idx = val_idx[data.has_mask[val_idx]]
     model = build_model(cfg, data, method, seed, run)
@@ -126,7 +127,7 @@ def run_finetune(
     def on_epoch_end(epoch: int) -> None:
         if (epoch + 1) % eval_epochs and epoch + 1 != epochs:
             return
-        pred = predict(model, data.images[val_idx], fabric)
+        pred = predict(model, rows_of(data.images, val_idx), fabric)
         score = dice_scores(pred, data.masks[val_idx], data.num_classes, groups_for(data, val_idx))[
             "dice"
         ]
@@ -203,7 +204,7 @@ def run_evaluate_cell(
     model = fabric.to_device(model)
     test_idx = data.indices("test")
     test_idx = test_idx[data.has_mask[test_idx]]
-    pred = predict(model, data.images[test_idx], fabric)
+    pred = predict(model, rows_of(data.images, test_idx), fabric)
     scores = dice_scores(pred, data.masks[test_idx], data.num_classes, groups_for(data, test_idx))
     result = {"method": method, "label_fraction": fraction, "seed": seed, **scores}
     if data.reference_labels:  # judging only: Dice within each reference group

@@ -14,7 +14,7 @@ from medcl.errors import MedclError
 from medcl.methods import METHODS, Batch, PretrainMethod, build_method
 from medcl.rundir import RunDir, atomic_torch_save
 from medcl.stages._checks import check_summary, check_trained
-from medcl.stages._common import build_encoder, seed_all, to_device
+from medcl.stages._common import build_encoder, rows_of, seed_all, to_device
 from medcl.stages._deps import SETTING_KEYS, cluster_deps, pretrain_deps
 from medcl.stages._done import relative, require_current, reusable, write_record
 from medcl.train import train_loop
@@ -97,7 +97,7 @@ def run_pretrain(
         return done
     p = cfg.pretrain
     train_idx = data.indices("train")
-    images = data.images[train_idx]
+    images = rows_of(data.images, train_idx)  # a compact store stays stored: read per batch
     labels = None
     if method_cls.uses_pseudo_labels:
         require_current(

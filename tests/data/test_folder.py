@@ -269,7 +269,7 @@ def test_cache_skips_decoding(isic, monkeypatch):
     monkeypatch.setattr(READERS["pillow"], "read_values", _boom)
     monkeypatch.setattr(READERS["pillow"], "read_labels", _boom)
     second = load_folder(isic / "images", **kwargs)
-    assert not isinstance(second.images, np.memmap)
+    assert not isinstance(second.images.raw, np.memmap)
     for name in ("images", "masks", "has_mask", "ids", "volume_ids"):
         np.testing.assert_array_equal(getattr(second, name), getattr(first, name))
     assert np.isnan(second.positions).all() and second.class_names == first.class_names
@@ -288,7 +288,8 @@ def test_cache_memmaps_large_arrays_and_tracks_file_changes(tmp_path, monkeypatc
     second = load_folder(
         tmp_path / "img", image_size=(4, 4), cache_dir=tmp_path / "c", mmap_threshold=16
     )
-    assert isinstance(second.images, np.memmap) and not second.images.flags.writeable
+    stored = second.images.raw  # the compact store behind the float32 view
+    assert isinstance(stored, np.memmap) and not stored.flags.writeable
     np.testing.assert_array_equal(second.images, first.images)
     np.testing.assert_allclose(second.positions, [0, 0.5, 1])
     assert list(second.volume_ids) == ["v"] * 3
