@@ -841,6 +841,15 @@ def _decode(
     )
     few = len(units) < POOL_MIN_FILES  # starting processes would cost more than it saves
     n_workers = 1 if few else min(decode_workers(workers), len(units))
+    # Before any file is decoded: a file is resized at the target size in float32 before it
+    # is packed, in each worker at once, and the set cannot take less than one 8-bit channel
+    # per image; the exact check follows once the first file says its depth and channels.
+    check_fits(
+        2 * image_set_bytes(len(pairs), 1, size, 1, 0)
+        + n_workers * image_set_bytes(1, 4, size, 4, 8),
+        f"Decoding {len(pairs)} image files at data.image_size={list(size)}",
+        "lower data.image_size, or use fewer images",
+    )
     for unit in _units_decoded(recipe, units, n_workers):
         skipped += unit.skipped
         not_images += unit.not_images

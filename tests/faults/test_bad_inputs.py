@@ -344,7 +344,7 @@ CASES = [
     Case(
         "memory-decode-small-machine",
         _run(),
-        ("Decoding 24 images", "memory", "available"),
+        ("Decoding 24 image", "memory", "available"),
         _small_memory,
     ),  # fmt: skip
     Case(
