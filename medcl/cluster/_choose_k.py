@@ -46,6 +46,7 @@ from scipy.sparse.csgraph import laplacian as csgraph_laplacian
 from scipy.sparse.linalg import eigsh
 from sklearn.metrics import adjusted_rand_score
 
+from medcl.cluster._elbow import check_curve as _check_curve
 from medcl.cluster._elbow import knee_point
 
 __all__ = [
@@ -67,22 +68,6 @@ __all__ = [
 
 PARTITION_METHODS = ("spectral", "ward", "kmeans")
 _N_NEIGHBORS = 10  # medcl stratify's spectral graph
-
-
-def _check_curve(ks, values) -> tuple[np.ndarray, np.ndarray]:
-    ks = np.asarray(ks)
-    values = np.asarray(values, dtype=np.float64)
-    if ks.ndim != 1 or ks.shape != values.shape or len(ks) == 0:
-        raise ValueError(
-            f"ks and values must be non-empty 1D arrays of equal length, got {ks.shape} and "
-            f"{values.shape}"
-        )
-    if not np.isfinite(values).all():
-        raise ValueError("values contain NaN or infinite entries")
-    if len(np.unique(ks)) != len(ks):
-        raise ValueError(f"ks must be distinct, got {ks.tolist()}")
-    order = np.argsort(ks)
-    return ks[order], values[order]
 
 
 # --------------------------------------------------------------------------- rules over curves

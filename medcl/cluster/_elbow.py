@@ -73,6 +73,23 @@ def within_cluster_distance(X, labels) -> float:
     return total / X.shape[0]
 
 
+def check_curve(ks, values) -> tuple[np.ndarray, np.ndarray]:
+    """``(ks, values)`` of a curve over k, checked and sorted by k (every k rule reads one)."""
+    ks = np.asarray(ks)
+    values = np.asarray(values, dtype=np.float64)
+    if ks.ndim != 1 or ks.shape != values.shape or len(ks) == 0:
+        raise ValueError(
+            f"ks and values must be non-empty 1D arrays of equal length, got {ks.shape} and "
+            f"{values.shape}"
+        )
+    if not np.isfinite(values).all():
+        raise ValueError("values contain NaN or infinite entries")
+    if len(np.unique(ks)) != len(ks):
+        raise ValueError(f"ks must be distinct, got {ks.tolist()}")
+    order = np.argsort(ks)
+    return ks[order], values[order]
+
+
 def knee_point(ks, values) -> int:
     """The k at the knee of a decreasing, convex curve (Kneedle-style).
 
@@ -92,19 +109,7 @@ def knee_point(ks, values) -> int:
         >>> knee_point([1, 2, 3, 4, 5], [10.0, 2.0, 1.5, 1.0, 0.5])
         2
     """
-    ks = np.asarray(ks)
-    values = np.asarray(values, dtype=np.float64)
-    if ks.ndim != 1 or ks.shape != values.shape or len(ks) == 0:
-        raise ValueError(
-            f"ks and values must be non-empty 1D arrays of equal length, got {ks.shape} and "
-            f"{values.shape}"
-        )
-    if not np.isfinite(values).all():
-        raise ValueError("values contain NaN or infinite entries")
-    if len(np.unique(ks)) != len(ks):
-        raise ValueError(f"ks must be distinct, got {ks.tolist()}")
-    order = np.argsort(ks)
-    ks, values = ks[order], values[order]
+    ks, values = check_curve(ks, values)
     span_y = values.max() - values.min()
     if len(ks) < 3 or span_y == 0:
         return int(ks[0])
