@@ -34,8 +34,8 @@ def blobs_on_sphere(sizes, spreads, seed: int, dim: int = 32, close: float | Non
         u = centres[1] - centres[1] @ centres[0] * centres[0]
         centres[1] = np.cos(close) * centres[0] + np.sin(close) * _unit(u)
     truth = np.repeat(np.arange(k), sizes)
-    spreads = np.asarray(spreads, dtype=float)
-    x = centres[truth] + rng.normal(size=(len(truth), dim)) * spreads[truth, None] / np.sqrt(dim)
+    spread = np.broadcast_to(np.asarray(spreads, dtype=float), (k,))[truth]  # one or per group
+    x = centres[truth] + rng.normal(size=(len(truth), dim)) * spread[:, None] / np.sqrt(dim)
     return _unit(x), truth, k
 
 

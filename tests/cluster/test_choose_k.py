@@ -1,5 +1,8 @@
 """Choosing k: rules over curves, the curves, and choose_k on synthetic data whose k is known."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.cluster import SpectralClustering
@@ -22,6 +25,9 @@ from medcl.cluster import (
 )
 from medcl.cluster._choose_k import _worst_cluster_jaccard
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from choose_k_study import blobs_on_sphere  # noqa: E402
+
 KS = range(2, 16)
 
 
@@ -31,17 +37,10 @@ def _unit(a):
 
 def sphere_blobs(sizes, spreads=0.7, seed=0, dim=32, close=None):
     """Gaussian groups around random unit centres, projected onto the sphere (like
-    L2-normalised latents); ``close``: centre 1 moved to that angle (radians) from centre 0."""
-    rng = np.random.default_rng(seed)
-    k = len(sizes)
-    centres = _unit(rng.normal(size=(k, dim)))
-    if close is not None:
-        u = centres[1] - centres[1] @ centres[0] * centres[0]
-        centres[1] = np.cos(close) * centres[0] + np.sin(close) * _unit(u)
-    truth = np.repeat(np.arange(k), sizes)
-    spread = np.broadcast_to(np.asarray(spreads, dtype=float), (k,))[truth]
-    x = centres[truth] + rng.normal(size=(len(truth), dim)) * spread[:, None] / np.sqrt(dim)
-    return _unit(x), truth
+    L2-normalised latents); ``close``: centre 1 moved to that angle (radians) from centre 0.
+    The study's generator (``benchmarks/choose_k_study.py``), so both score the same points."""
+    x, truth, _ = blobs_on_sphere(sizes, spreads, seed, dim, close)
+    return x, truth
 
 
 def sphere_rings(n_rings=4, per_ring=150, noise=0.03, seed=0):
