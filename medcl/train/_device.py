@@ -60,7 +60,25 @@ def make_fabric(
         strategy=strategy,  # type: ignore[arg-type]
     )
     fabric.launch()
+    if fabric.world_size > 1:
+        import atexit
+
+        atexit.register(close_distributed)
     return fabric
+
+
+def close_distributed() -> None:
+    """Take the process group down before Python exits (no barrier: after an error on one
+    process, the others must still be able to exit).
+
+    Left to interpreter shutdown, gloo's worker threads can still hold tensors when the
+    interpreter is torn down, and the process dies with SIGABRT ("terminate called without an
+    active exception") after its work is done. A no-op without a process group.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def single_device(fabric, precision: str | None = None):

@@ -11,7 +11,7 @@ import torch
 from medcl.methods import Batch, build_method
 from medcl.models import UNetEncoder
 from medcl.stages.pretrain import distribute
-from medcl.train import train_loop
+from medcl.train import close_distributed, train_loop
 
 N = 8
 SETTINGS = dict(
@@ -59,6 +59,7 @@ def _worker(fabric, name, out):
     history, state = _train(fabric, name)
     if fabric.global_rank == 0:
         torch.save({"history": history, "state": state}, out)
+    close_distributed()  # or gloo may abort the process at interpreter exit
 
 
 @pytest.mark.parametrize("name", ["simclr", "ufc", "pcl", "moco"])
