@@ -37,6 +37,17 @@ class StratifyDataConfig(_Section):
         0.0, ge=0, lt=1, description="mnist-5k: part of the train split held out as 'val'"
     )
     split_seed: int = Field(0, ge=0, description="seed of the validation draw")
+    test_seed: int = Field(
+        0,
+        ge=0,
+        description="mnist-5k: seed of the stratified 1,000-digit test draw (0: the built-in "
+        "split; another seed gives another train/test partition of the same 5,000 digits)",
+    )
+    drop: dict[str, float] = Field(
+        {},
+        description="class name -> fraction of that class's images removed from every split, "
+        "e.g. {'8': 0.5}: class-imbalanced resamples of labelled data (seeded by test_seed)",
+    )
     eval_split: Literal["test", "val"] = Field("test", description="split the metrics are on")
     max_train: int | None = Field(None, ge=8, description="use at most this many train images")
 
@@ -49,6 +60,12 @@ class StratifyDataConfig(_Section):
                 f"data.images is for data.dataset=folder, not {self.dataset}; set "
                 "data.dataset=folder or unset data.images"
             )
+        for name, fraction in self.drop.items():
+            if not 0 < fraction < 1:
+                raise ValueError(
+                    f"data.drop['{name}']={fraction} must be a fraction between 0 and 1 "
+                    "(exclusive): the part of that class's images to remove"
+                )
         return self
 
 

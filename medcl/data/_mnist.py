@@ -90,11 +90,12 @@ def image_set_from_uint8(images: np.ndarray, ids: np.ndarray, split: np.ndarray)
     )
 
 
-def load_mnist5k(val_fraction: float = 0.0, seed: int = 0) -> LabelledImageSet:
+def load_mnist5k(val_fraction: float = 0.0, seed: int = 0, test_seed: int = 0) -> LabelledImageSet:
     """The built-in ``mnist-5k`` data set: 5,000 real 28x28 MNIST digits with labels.
 
-    The split is fixed: a stratified draw with seed 0 puts 1,000 digits (100 per class) in
-    'test' and 4,000 (400 per class) in 'train'. ``val_fraction`` > 0 moves a stratified,
+    The built-in split is a stratified draw with ``test_seed`` 0 that puts 1,000 digits (100
+    per class) in 'test' and 4,000 (400 per class) in 'train'; another ``test_seed`` draws
+    another partition of the same digits, for robustness checks. ``val_fraction`` > 0 moves a stratified,
     ``seed``-ed part of the 4,000 training digits to 'val' for model choices, so the test
     split is never used to tune anything.
 
@@ -114,7 +115,7 @@ def load_mnist5k(val_fraction: float = 0.0, seed: int = 0) -> LabelledImageSet:
             )
         with np.load(path) as z:
             images, labels = z["images"], z["labels"].astype(np.int64)
-    test = stratified_split(labels, 0.0, seed=0, n=N_TEST)
+    test = stratified_split(labels, 0.0, seed=test_seed, n=N_TEST)
     split = np.where(test, "test", "train").astype(object)
     train = np.flatnonzero(~test)
     val = stratified_split(labels[train], val_fraction, seed=seed)

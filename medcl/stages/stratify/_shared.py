@@ -71,7 +71,7 @@ def load_stratify_data(cfg: StratifyConfig):
     from medcl.data import load_medmnist, load_mnist5k
 
     if cfg.data.dataset == "mnist-5k":
-        ds = load_mnist5k(cfg.data.val_fraction, cfg.data.split_seed)
+        ds = load_mnist5k(cfg.data.val_fraction, cfg.data.split_seed, cfg.data.test_seed)
     elif cfg.data.dataset == "folder":  # images without labels: every one trains
         from medcl.data import LabelledImageSet, load_folder
 
@@ -82,6 +82,8 @@ def load_stratify_data(cfg: StratifyConfig):
         ds = LabelledImageSet(images, None)
     else:
         ds = load_medmnist(cfg.data.medmnist_path or "")
+    if cfg.data.drop:
+        drop_classes(ds, cfg.data.drop, cfg.data.test_seed)
     if cfg.data.max_train is not None:
         train = ds.data.indices("train")
         drop = train[np.random.default_rng(0).permutation(len(train))[cfg.data.max_train :]]
@@ -93,6 +95,27 @@ def load_stratify_data(cfg: StratifyConfig):
         )
     check_k_for(cfg.cluster, len(ds.data.indices("train")), "training images")
     return ds
+
+
+def drop_classes(ds, drop: dict[str, float], seed: int) -> None:
+    """Remove ``drop[name]`` of class ``name``'s images from each split (seeded), in place:
+    a class-imbalanced resample with the same train/test proportions per class."""
+    names = [str(c) for c in ds.label_names]
+    if ds.labels is None:
+        raise MedclError(
+            "data.drop removes part of a class, but these images have no labels; unset data.drop."
+        )
+    rng = np.random.default_rng(seed)
+    split = ds.data.split
+    for name, fraction in sorted(drop.items()):
+        if name not in names:
+            raise MedclError(
+                f"data.drop names class '{name}', which is not a class of these images; "
+                f"use one of {', '.join(names)}."
+            )
+        for part in ("train", "val", "test"):
+            idx = np.flatnonzero((ds.labels == names.index(name)) & (split == part))
+            split[rng.choice(idx, int(round(fraction * len(idx))), replace=False)] = ""
 
 
 def eval_indices(cfg: StratifyConfig, ds) -> np.ndarray:

@@ -1,0 +1,32 @@
+"""Resamples of the built-in digits for robustness checks: ``data.test_seed`` draws another
+train/test partition, ``data.drop`` thins chosen classes in every split."""
+
+import numpy as np
+
+from medcl.stages.stratify._shared import load_stratify_data
+from medcl.stratify_config import StratifyConfig
+
+
+def _load(**data):
+    return load_stratify_data(StratifyConfig.model_validate({"data": data}))
+
+
+def _counts(ds, split):
+    return np.bincount(ds.labels[ds.data.indices(split)], minlength=10)
+
+
+def test_test_seed_draws_another_stratified_partition():
+    built_in, other = _load(), _load(test_seed=1)
+    assert _counts(built_in, "test").tolist() == [100] * 10
+    assert _counts(other, "test").tolist() == [100] * 10
+    shared = np.intersect1d(built_in.data.indices("test"), other.data.indices("test"))
+    assert 0 < len(shared) < 500  # about a fifth by chance, not the same split
+    assert _load(test_seed=1).data.indices("test").tolist() == other.data.indices("test").tolist()
+
+
+def test_drop_thins_the_named_classes_in_every_split_and_only_those():
+    ds = _load(val_fraction=0.1, drop={"3": 0.5, "8": 0.3})
+    for split, full in (("train", 360), ("val", 40), ("test", 100)):
+        got = _counts(ds, split)
+        assert got[3] == round(full * 0.5) and got[8] == round(full * 0.7), split
+        assert np.delete(got, [3, 8]).tolist() == [full] * 8, split
