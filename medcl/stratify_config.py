@@ -18,17 +18,19 @@ from medcl.config import KRangeSection, RunBase, _Section, load_config
 
 
 class StratifyDataConfig(_Section):
-    dataset: Literal["mnist-5k", "medmnist", "folder"] = Field(
+    dataset: Literal["mnist-5k", "dsb2018", "medmnist", "folder"] = Field(
         "mnist-5k",
-        description="built-in real MNIST digits, a MedMNIST .npz file, or a folder of images "
-        "without labels (data.images)",
+        description="built-in real MNIST digits, the built-in dsb2018 nuclei (scored against "
+        "their appearance groups), a MedMNIST .npz file, or a folder of images without labels "
+        "(data.images)",
     )
     medmnist_path: str | None = Field(None, description="the MedMNIST .npz file (dataset=medmnist)")
     images: str | None = Field(
         None, description="dataset=folder: the folder of images (no labels; all of them train)"
     )
     image_size: tuple[PositiveInt, PositiveInt] = Field(
-        (28, 28), description="dataset=folder: [height, width] every image is resized to"
+        (28, 28),
+        description="dataset=folder or dsb2018: [height, width] every image is resized to",
     )
     channels: Literal[1, 3] | None = Field(
         None, description="dataset=folder: 1 or 3 channels; default the first image's"
@@ -36,7 +38,9 @@ class StratifyDataConfig(_Section):
     val_fraction: float = Field(
         0.0, ge=0, lt=1, description="mnist-5k: part of the train split held out as 'val'"
     )
-    split_seed: int = Field(0, ge=0, description="seed of the validation draw")
+    split_seed: int = Field(
+        0, ge=0, description="seed of the validation draw (dsb2018: of its group split)"
+    )
     test_seed: int = Field(
         0,
         ge=0,
@@ -60,6 +64,13 @@ class StratifyDataConfig(_Section):
                 f"data.images is for data.dataset=folder, not {self.dataset}; set "
                 "data.dataset=folder or unset data.images"
             )
+        for key in ("val_fraction", "test_seed"):
+            if getattr(self, key) and self.dataset != "mnist-5k":
+                raise ValueError(
+                    f"data.{key} draws a split of the built-in digits (data.dataset=mnist-5k), "
+                    f"not of {self.dataset}; unset data.{key}"
+                    + (" (dsb2018 has its own val split)" if self.dataset == "dsb2018" else "")
+                )
         for name, fraction in self.drop.items():
             if not 0 < fraction < 1:
                 raise ValueError(

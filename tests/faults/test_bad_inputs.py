@@ -556,6 +556,11 @@ CASES = [
     Case("stratify-unknown-key", _strat("warmup.epoch=3"), ("warmup.epoch",)),
     Case("stratify-max-train", _strat("data.max_train=4"), ("data.max_train",)),
     Case("stratify-drop-unknown", _strat("data.drop={'11': 0.5}"), ("data.drop", "'11'")),
+    Case(
+        "stratify-dsb-val-fraction",
+        _strat("data.dataset=dsb2018", "data.val_fraction=0.1"),
+        ("data.val_fraction", "dsb2018"),
+    ),
     Case("stratify-drop-all", _strat("data.drop={'3': 1.0}"), ("data.drop['3']",)),
     Case("stratify-widths-zero", _strat("model.widths=[0]"), ("model.widths",)),
     Case(

@@ -30,3 +30,15 @@ def test_drop_thins_the_named_classes_in_every_split_and_only_those():
         got = _counts(ds, split)
         assert got[3] == round(full * 0.5) and got[8] == round(full * 0.7), split
         assert np.delete(got, [3, 8]).tolist() == [full] * 8, split
+
+
+def test_dsb2018_is_scored_against_its_appearance_groups_on_its_group_split():
+    from medcl.data import load_dsb2018
+
+    ds = _load(dataset="dsb2018", image_size=(32, 32))
+    ref = load_dsb2018((32, 32))
+    assert ds.data.images.shape[1:] == (3, 32, 32)
+    assert ds.data.split.tolist() == ref.split.tolist()
+    names = np.asarray(ds.label_names)[ds.labels]
+    assert names.tolist() == [str(a) for a in ref.reference_labels["appearance"]]
+    assert len(ds.label_names) == 3

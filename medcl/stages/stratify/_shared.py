@@ -72,6 +72,8 @@ def load_stratify_data(cfg: StratifyConfig):
 
     if cfg.data.dataset == "mnist-5k":
         ds = load_mnist5k(cfg.data.val_fraction, cfg.data.split_seed, cfg.data.test_seed)
+    elif cfg.data.dataset == "dsb2018":
+        ds = dsb2018_by_appearance(cfg.data.image_size, cfg.data.split_seed)
     elif cfg.data.dataset == "folder":  # images without labels: every one trains
         from medcl.data import LabelledImageSet, load_folder
 
@@ -95,6 +97,17 @@ def load_stratify_data(cfg: StratifyConfig):
         )
     check_k_for(cfg.cluster, len(ds.data.indices("train")), "training images")
     return ds
+
+
+def dsb2018_by_appearance(image_size, split_seed: int):
+    """The built-in dsb2018 nuclei with their appearance group (stained, brightfield,
+    fluorescence) as the label to score the strata against; its leak-free group split."""
+    from medcl.data import LabelledImageSet, load_dsb2018
+
+    data = load_dsb2018(tuple(image_size), split_seed)
+    appearance = np.asarray(data.reference_labels["appearance"]).astype(str)
+    names = sorted(set(appearance.tolist()))
+    return LabelledImageSet(data, np.searchsorted(names, appearance), names)
 
 
 def drop_classes(ds, drop: dict[str, float], seed: int) -> None:

@@ -55,15 +55,21 @@ def partition(z: np.ndarray, method: str, k: int, seed: int, ward=None) -> np.nd
     if method == "ward":
         return ward.labels_for(k)
     if method == "spectral":
+        import warnings
+
         from sklearn.cluster import SpectralClustering
 
-        return SpectralClustering(
-            k,
-            affinity="nearest_neighbors",
-            n_neighbors=min(10, len(z) - 1),
-            assign_labels="cluster_qr",
-            random_state=seed,
-        ).fit_predict(z)
+        with warnings.catch_warnings():
+            # a 10-NN graph in pieces means well-separated groups, not a fault: scikit-learn
+            # warns once per k, dozens of lines per run
+            warnings.filterwarnings("ignore", "Graph is not fully connected")
+            return SpectralClustering(
+                k,
+                affinity="nearest_neighbors",
+                n_neighbors=min(10, len(z) - 1),
+                assign_labels="cluster_qr",
+                random_state=seed,
+            ).fit_predict(z)
     return KMeansClustering(k, random_state=seed, n_init=5).fit(z).labels_
 
 
