@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from medcl.config import Config
+from medcl.config import Config, check_k_for
 from medcl.data import ImageSet, SparseMasks, StoredImages
 from medcl.data._digest import chunk_of
 from medcl.errors import MedclError
@@ -157,12 +157,7 @@ def _check_data_keys(cfg: Config) -> None:
 
 def check_against_data(cfg: Config, data: ImageSet) -> None:
     """Settings that can only be checked once the images are known; fail before any training."""
-    n = len(data.indices("train"))
-    if cfg.cluster.k is not None and cfg.cluster.k > n:
-        raise MedclError(
-            f"cluster.k={cfg.cluster.k} is larger than the number of images ({n}); choose "
-            f"k <= {n} or leave cluster.k unset to take k from the elbow."
-        )
+    check_k_for(cfg.cluster, len(data.indices("train")), "training images")
     check_training_memory(cfg, data)
 
 

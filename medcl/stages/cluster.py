@@ -14,9 +14,8 @@ from medcl.cluster import (
     elbow_curve,
     largest_sound_k,
 )
-from medcl.config import Config
+from medcl.config import Config, check_k_for
 from medcl.data import ImageSet
-from medcl.errors import MedclError
 from medcl.rundir import RunDir, atomic_save_npy, say
 from medcl.stages._checks import check_summary, check_trained
 from medcl.stages._deps import cluster_deps, features_deps
@@ -57,13 +56,7 @@ def run_cluster(run: RunDir, cfg: Config, data: ImageSet) -> dict:
     require_current(run, "features/done.json", features_deps(cfg, data), "features", check_trained)
     X = load_npy(run.path / "features" / "embeddings.npy")
     n = len(X)
-    if c.k is not None and c.k > n:
-        raise MedclError(
-            f"cluster.k={c.k} is larger than the number of images ({n}); choose k <= {n} or "
-            "leave cluster.k unset to take k from the elbow."
-        )
-    if c.k_min >= c.k_max:
-        raise MedclError(f"cluster.k_min={c.k_min} must be smaller than cluster.k_max={c.k_max}.")
+    check_k_for(c, n, "training images")  # k_min < k_max is checked when the config loads
     t0 = time.perf_counter()
     # The elbow curve always comes from one Ward tree (the paper's rule); the other
     # clusterers then use that k unless the user fixed one (Table II ablation).

@@ -289,7 +289,7 @@ CASES = [
     Case("features-kind", _run("features.kind=gan"), ("features.kind", "gan")),
     Case("min-steps-without-epochs", _run("finetune.min_steps=5"), ("finetune.min_steps",)),
     Case("k-range", _run("cluster.k_min=6", "cluster.k_max=3"), ("cluster.k_min", "k_max")),
-    Case("k-too-large", _run("cluster.k=500"), ("cluster.k=500", "number of images")),
+    Case("k-too-large", _run("cluster.k=500"), ("cluster.k=500", "number of training images")),
     Case("method-unknown", _run("run.methods=[mocov9]"), ("mocov9",)),
     Case("volume-method-on-2d", _run("run.methods=[pcl]"), ("pcl", "run.methods")),
     Case("val-fraction", _run("data.val_fraction=1.5"), ("data.val_fraction",)),
