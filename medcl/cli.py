@@ -198,8 +198,8 @@ def _stratify_parsers(sub) -> None:
         "stratify",
         help="unsupervised stratification with a contrastive autoencoder (Ferrante et al.)",
         description="Train a contrastive autoencoder (NT-Xent + 0.1 x reconstruction, LARS), "
-        "cluster its latent space (cluster.method kmeans, ward or spectral; k from the elbow or "
-        "the silhouette, cluster.k_rule), decode the prototypes with a "
+        "cluster its latent space (cluster.method kmeans, ward or spectral; k fixed or by "
+        "cluster.k_rule: elbow, silhouette, stability or eigengap), decode the prototypes with a "
         "conditional decoder and judge the clusters against labels (majority mapping, kNN, "
         "linear probe). Six stages, each with its done.json in the run directory: "
         f"{' -> '.join(STRATIFY_STAGES)}. A rerun reuses every finished stage and recomputes "
@@ -208,6 +208,8 @@ def _stratify_parsers(sub) -> None:
         epilog="examples:\n"
         "  medcl stratify stratify-mnist --out runs/mnist        # the packaged MNIST config\n"
         "  medcl stratify stratify-mnist warmup.epochs=10 cluster.k=10\n"
+        "  medcl stratify stratify-mnist data.dataset=dsb2018 'data.image_size=[64,64]'\n"
+        "  medcl stratify stratify-mnist data.test_seed=1 \"data.drop={'8': 0.5}\"  # a resample\n"
         "  medcl stratify --run runs/mnist --stage cluster cluster.k=11   # one stage alone\n"
         "  medcl stratify assign --run runs/mnist a.png b.png [--csv out.csv]\n\n"
         "`medcl stratify run --help` lists the options (--out, --run, --stage, --fresh).",
