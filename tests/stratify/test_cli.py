@@ -102,15 +102,19 @@ def test_stratify_errors_are_one_sentence(tmp_path, capsys):
 
 
 def test_packaged_mnist_config_end_to_end(tmp_path, capsys):
-    """The packaged config (spectral, kNN assignment, k from the silhouette), shrunk."""
+    """The packaged config (spectral, kNN assignment, k by stability), shrunk."""
+    from medcl.cluster import choose_k
+
     out = tmp_path / "spectral"
     argv = ["stratify", "stratify-mnist", *TINY, "evaluate.baselines=false", "--out", str(out)]
     assert main(argv) == 0
     info = json.loads((out / "cluster.json").read_text())
-    assert info["method"] == "spectral" and len(info["silhouette"]) == len(info["k_values"])
-    best = info["k_values"][int(np.argmax(info["silhouette"]))]
-    assert info["k"] == best == json.loads((out / "metrics.json").read_text())["silhouette_k"]
-    assert f"silhouette: {best}" in (out / "metrics.md").read_text()
+    assert info["method"] == "spectral" and len(info["stability"]) == len(info["k_values"])
+    # the k of medcl.cluster.choose_k on the same latents, range and seed
+    z = np.load(out / "train_latents.npy")  # the normalised latents the stage clustered
+    best = choose_k(z, info["k_values"], method="spectral", rule="stability", seed=0).k
+    assert info["k"] == best == json.loads((out / "metrics.json").read_text())["stability_k"]
+    assert f"stability: {best}" in (out / "metrics.md").read_text()
     assert (out / "plots" / "elbow.png").is_file()
     train_clusters = np.load(out / "train_clusters.npy")
     rows = list(csv.DictReader((out / "assignments.csv").open()))
