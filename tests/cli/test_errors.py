@@ -80,7 +80,7 @@ def test_k_larger_than_number_of_images(capsys, png_folder, tiny_config):
         capsys,
         ["run", str(tiny_config), "--out", str(png_folder / "r"), *TINY, "cluster.k=500"],
         "cluster.k=500",
-        "larger than the number of images",
+        "larger than the number of training images",
     )
 
 
