@@ -32,6 +32,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from medcl.config import packaged_config  # noqa: E402
+from medcl.rundir import atomic_write_text  # noqa: E402
 from medcl.stages.stratify import run_stratify  # noqa: E402
 from medcl.stratify_config import load_stratify_config  # noqa: E402
 
@@ -39,11 +41,8 @@ GOALS = {"majority mapping": 0.95, "kNN": 0.97}
 
 
 def _packaged(name: str) -> str:
-    from importlib import resources
-
-    if os.path.exists(name):
-        return name
-    return str(resources.files("medcl").joinpath(f"configs/{name}.yaml"))
+    """``name`` if it is a file, else the packaged config of that name."""
+    return name if os.path.exists(name) else (packaged_config(name) or name)
 
 
 def _accuracy(metrics: dict, row: str) -> float | None:
@@ -147,8 +146,8 @@ def main(argv: list[str] | None = None) -> None:
                     **_run(args.config, [*base, f"cluster.k_rule={rule}"], out / f"{name}@{rule}"),
                 }
             )
-        (out / "study.json").write_text(json.dumps(rows, indent=1))
-        (out / "table.md").write_text(table(rows))
+        atomic_write_text(out / "study.json", json.dumps(rows, indent=1))
+        atomic_write_text(out / "table.md", table(rows))
     print(table(rows), flush=True)
 
 

@@ -32,7 +32,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 from sklearn.metrics import normalized_mutual_info_score  # noqa: E402
 
-from medcl.config import load_config  # noqa: E402
+from medcl.config import load_config, packaged_config  # noqa: E402
 from medcl.evaluate import paired_difference  # noqa: E402
 from medcl.rundir import RunDir  # noqa: E402
 from medcl.stages._common import load_data  # noqa: E402
@@ -44,11 +44,8 @@ from medcl.train import make_fabric, set_threads  # noqa: E402
 
 
 def _packaged(name: str) -> str:
-    from importlib import resources
-
-    if os.path.exists(name):
-        return name
-    return str(resources.files("medcl").joinpath(f"configs/{name}.yaml"))
+    """``name`` if it is a file, else the packaged config of that name."""
+    return name if os.path.exists(name) else (packaged_config(name) or name)
 
 
 def _variant(text: str) -> tuple[str, str, list[str]]:

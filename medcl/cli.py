@@ -257,21 +257,15 @@ def _stratify_argv(argv: list[str]) -> list[str]:
     return argv
 
 
-def _packaged_config(name: str) -> str | None:
-    """Path of a config shipped with medcl (``medcl/configs/NAME.yaml``), if there is one."""
-    from importlib import resources
-
-    candidate = resources.files("medcl").joinpath(f"configs/{name}.yaml")
-    return str(candidate) if "/" not in name and candidate.is_file() else None
-
-
 def _split_args(items: list[str]) -> tuple[str | None, list[str]]:
     """A config file (a path, or the name of a packaged config) and key=value overrides."""
+    from medcl.config import packaged_config
+
     config = None
     overrides = []
     for item in items:
-        if "=" not in item and not Path(item).exists() and _packaged_config(item):
-            item = _packaged_config(item) or item
+        if "=" not in item and not Path(item).exists() and packaged_config(item):
+            item = packaged_config(item) or item
         if "=" not in item and (item.endswith((".yaml", ".yml")) or Path(item).exists()):
             if config is not None:
                 raise MedclError(f"Two config files given ('{config}' and '{item}'); give one.")
@@ -369,9 +363,11 @@ def _no_second_config(overrides: list[str], first: str | None) -> list[str]:
 
 def _config_and_out(args) -> tuple[str, str]:
     """The config file (a path or a packaged name) and the run directory of a command."""
+    from medcl.config import packaged_config
+
     config = args.config
     if not Path(config).exists():
-        config = _packaged_config(config) or config
+        config = packaged_config(config) or config
     return config, args.out or str(Path("runs") / Path(args.config).stem)
 
 

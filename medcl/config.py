@@ -521,5 +521,18 @@ def load_config(path=None, overrides=None, base=None, schema=Config):
     return load_validated(schema, path, overrides, base)
 
 
+def packaged_config(name: str) -> str | None:
+    """Path of a config shipped with medcl (``medcl/configs/NAME.yaml``), if there is one.
+
+    Example:
+        >>> packaged_config("demo").endswith("configs/demo.yaml"), packaged_config("nope")
+        (True, None)
+    """
+    from importlib import resources
+
+    candidate = resources.files("medcl").joinpath(f"configs/{name}.yaml")
+    return str(candidate) if "/" not in name and candidate.is_file() else None
+
+
 def to_dict(cfg: Config) -> dict:
     return cfg.model_dump(mode="json")
