@@ -42,3 +42,25 @@ def test_dsb2018_is_scored_against_its_appearance_groups_on_its_group_split():
     names = np.asarray(ds.label_names)[ds.labels]
     assert names.tolist() == [str(a) for a in ref.reference_labels["appearance"]]
     assert len(ds.label_names) == 3
+
+
+def test_drop_on_images_without_labels_is_one_sentence():
+    import pytest
+
+    from medcl.data import LabelledImageSet
+    from medcl.errors import MedclError
+    from medcl.stages.stratify._shared import drop_classes
+
+    ds = _load()
+    with pytest.raises(MedclError, match=r"no labels; unset data.drop\.$"):
+        drop_classes(LabelledImageSet(ds.data, None), {"3": 0.5}, 0)
+    with pytest.raises(MedclError, match=r"class '11'.*use one of 0, 1"):
+        drop_classes(ds, {"11": 0.5}, 0)
+
+
+def test_digit_split_settings_are_refused_on_other_data():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"data.test_seed draws a split of the built-in"):
+        StratifyConfig.model_validate({"data": {"dataset": "dsb2018", "test_seed": 1}})
