@@ -10,7 +10,7 @@ Usage (on a machine with a CUDA GPU; about 3 minutes on one H200)::
    images/s of the whole step and of the raw model step on ready tensors, their ratio, and
    the implicit host-device synchronisations one whole step makes (0 expected).
 2. The same at ``--precision 32-true``, so that bf16-mixed's gain is a ratio from one run.
-3. ``medcl run demo-quick run.device=cuda run.precision=bf16-mixed``: the quick demo
+3. ``medcl demo --quick run.device=cuda run.precision=bf16-mixed``: the quick demo
    (features, clustering, pretraining, fine-tuning, report) end to end on the device, timed.
 
 Everything goes to ``OUT``: ``steps-bf16.json``, ``steps-fp32.json``, the run directory
@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             common + ["--precision", precision, "--json", str(out / f"steps-{tag}.json")] + extra
         )
         summary[f"steps_{tag}"] = rows
-    print("== medcl run demo-quick on the device", flush=True)
+    print("== medcl demo --quick on the device", flush=True)
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "medcl", "run", "demo-quick", "run.device=cuda"]
+    cmd = [sys.executable, "-m", "medcl", "demo", "--quick", "run.device=cuda"]
     cmd += ["run.precision=bf16-mixed", "--out", str(out / "demo-quick"), "--fresh"]
     rc = subprocess.call(cmd)
     summary["demo_quick"] = {"returncode": rc, "seconds": round(time.perf_counter() - t0, 1)}

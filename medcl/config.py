@@ -100,6 +100,12 @@ class DataConfig(_Section):
     intensity: IntensityConfig = Field(
         IntensityConfig(), description="how stored values become [0, 1] (data.images)"
     )
+    store: Literal["exact", "source"] = Field(
+        "exact",
+        description="how decoded images are cached: exact keeps every value bit for bit "
+        "(resized images as float32); source rounds them to their file's depth (8-bit files: "
+        "uint8, a quarter of the size, within half a grey level); data.images and isic2017",
+    )
     on_unreadable: Literal["skip", "error"] = Field(
         "skip",
         description="a file of data.images (or its mask) that cannot be read: skip it and say "
@@ -530,8 +536,17 @@ def packaged_config(name: str) -> str | None:
     """
     from importlib import resources
 
+    if name in OVERLAYS:
+        raise MedclError(
+            f"'{name}' is not a whole config: it is applied on top of another by "
+            f"`{OVERLAYS[name]}`; run that instead (key=value overrides go after it)."
+        )
     candidate = resources.files("medcl").joinpath(f"configs/{name}.yaml")
     return str(candidate) if "/" not in name and candidate.is_file() else None
+
+
+# packaged files that only hold changes to another config, and the command that applies them
+OVERLAYS = {"demo-quick": "medcl demo --quick"}
 
 
 def to_dict(cfg: Config) -> dict:

@@ -56,7 +56,8 @@ Rules, in the order they apply:
   ``image_size`` already (PNG, JPEG, 8-bit TIFF, DICOM or NIfTI without a rescale), ``uint16``
   for 16-bit files with ``intensity.scale=type`` at ``image_size``, ``float16`` where every
   value is one, else ``float32`` (percentile or window scaling, float NIfTI, resized images,
-  RGB to grey). Masks are stored as ``uint8`` (``int16`` beyond 255 classes) for the images
+  RGB to grey); ``store="source"`` rounds those to the file's depth instead (``uint8`` for
+  8-bit files, ``uint16`` otherwise), within half a grey level. Masks are stored as ``uint8`` (``int16`` beyond 255 classes) for the images
   that have one only; the others read as zeros.
 * **Cache.** With ``cache_dir``, the decoded arrays are written there once as ``.npy`` files
   named by a hash of the file list (paths, sizes, modification times) and the settings, and
@@ -117,6 +118,7 @@ from medcl.data._stored import (
     join_packed,
     mask_dtype,
     pack_images,
+    round_to_depth,
 )
 from medcl.errors import MedclError, NotAnImage, UnreadableFile
 
@@ -147,6 +149,7 @@ def load_folder(
     on_unreadable: str = "skip",
     mmap_threshold: int = MMAP_THRESHOLD,
     workers: int | None = None,
+    store: str = "exact",
 ) -> ImageSet:
     """Decode the images (and masks) of a folder into an :class:`ImageSet`.
 
@@ -170,6 +173,10 @@ def load_folder(
             them all.
         mmap_threshold: cached arrays larger than this many bytes are memory-mapped.
         workers: processes that decode the files (:func:`decode_workers`; 1: no pool).
+        store: ``exact`` keeps every decoded value bit for bit (resized images as float32);
+            ``source`` rounds the images no exact store holds to their file's depth
+            (``uint8`` for 8-bit files, ``uint16`` otherwise): within half a grey level, and
+            a quarter of the size for resized photographs.
 
     Returns:
         an ImageSet with ``images (N, C, H, W)`` float32 in [0, 1], ``masks (N, H, W)`` int64
@@ -184,6 +191,7 @@ def load_folder(
     if label_groups is not None:
         groups, class_names = _check_label_groups(label_groups, label_values, class_names)
     spec = intensity or Intensity()
+    _check_store(store)
     if on_unreadable not in ("skip", "error"):
         raise MedclError(f"data.on_unreadable is {on_unreadable!r}; use skip or error.")
     files = _list_images(images, masks, mask_suffix)
@@ -200,6 +208,7 @@ def load_folder(
         "volume_axis": volume_axis,
         "on_unreadable": on_unreadable,
         "intensity": spec.settings(),
+        **_store_setting(store),
     }
     imageset = decode_cached(
         lambda: _decode(
@@ -213,6 +222,7 @@ def load_folder(
             groups,
             spec,
             workers,
+            store=store,
         ),
         pairs,
         settings,
@@ -283,6 +293,19 @@ def decode_cached(
 
 
 # ----------------------------------------------------------------------------- arguments
+
+
+STORES = ("exact", "source")
+
+
+def _check_store(store: str) -> None:
+    if store not in STORES:
+        raise MedclError(f"data.store is {store!r}; use exact or source.")
+
+
+def _store_setting(store: str) -> dict[str, str]:
+    """The cache-key entry of ``store``: none for ``exact``, so existing caches stay valid."""
+    return {} if store == "exact" else {"store": store}
 
 
 def _check_size(image_size: tuple[int, int] | int) -> tuple[int, int]:
@@ -551,6 +574,7 @@ class _Recipe:
     intensity: Intensity | None
     alone: bool  # a single file: its reader's own errors are raised
     pack: bool = True  # False: float32 as decoded, the old layout (benchmarks/bench_data.py)
+    store: str = "exact"  # or "source": round what no exact store holds to the file's depth
 
 
 def decode_workers(requested: int | None = None) -> int:
@@ -637,6 +661,7 @@ def _decode_unit(recipe: _Recipe, series: str, unit: list[tuple[Path, Path | Non
             data = data.astype(np.float32)
         else:
             data = reader.finish(intensity.apply(data, intensity.bounds(data)), meta)
+    meta["stored_dtype"] = str(parts[0][0].dtype)  # the file's depth, before any scaling
     if direct and data.shape[1] != channels:
         data = np.repeat(data, channels, axis=1)  # grey to RGB, as _convert_channels does
     else:
@@ -670,7 +695,7 @@ def _decode_unit(recipe: _Recipe, series: str, unit: list[tuple[Path, Path | Non
     else:
         resized = _resize_images(data, size, clip=out.deferred is None)
         packed = out.deferred is None and recipe.pack
-        out.images = pack_images(resized) if packed else resized
+        out.images = _packed(resized, recipe.store, meta) if packed else resized
     stem = file_stem(image_path)
     if series:
         out.volume_ids += [series] * n
@@ -684,6 +709,13 @@ def _decode_unit(recipe: _Recipe, series: str, unit: list[tuple[Path, Path | Non
         out.volume_ids.append("")
         out.positions.append(float("nan"))
     return out
+
+
+def _packed(images: np.ndarray, store: str, meta: dict[str, Any]) -> np.ndarray:
+    """``images`` as stored: exactly (``store="exact"``), or at the file's depth (``source``)."""
+    if store == "source":
+        return round_to_depth(images, "uint8" if meta["stored_dtype"] == "uint8" else "uint16")
+    return pack_images(images)
 
 
 def _stored_as_read(
@@ -817,6 +849,7 @@ def _decode(
     intensity: Intensity | None = None,
     workers: int | None = None,
     pack: bool = True,
+    store: str = "exact",
 ) -> ImageSet:
     """Decode ``pairs``; ``intensity`` None: each reader's own scaling (the ISIC layout).
 
@@ -836,8 +869,18 @@ def _decode(
     skipped: list[tuple[str, str]] = []  # (file name, reason) of the files that cannot be read
     not_images: list[tuple[str, str]] = []  # (file name, what it is) of DICOM non-images
     units = dicom_series(pairs)
+    _check_store(store)
     recipe = _Recipe(
-        label_values, class_names, size, channels, axis, groups, intensity, len(pairs) == 1, pack
+        label_values,
+        class_names,
+        size,
+        channels,
+        axis,
+        groups,
+        intensity,
+        len(pairs) == 1,
+        pack,
+        store,
     )
     few = len(units) < POOL_MIN_FILES  # starting processes would cost more than it saves
     n_workers = 1 if few else min(decode_workers(workers), len(units))
@@ -887,7 +930,7 @@ def _decode(
         bounds = percentile_bounds(values, intensity.percentiles)
         for i, reader, meta in deferred:
             images[i] = reader.finish(intensity.apply(images[i], bounds), meta)
-            images[i] = pack_images(images[i]) if pack else images[i]
+            images[i] = _packed(images[i], store, meta) if pack else images[i]
     if little and intensity is not None:
         _say_little(little, len(pairs), intensity)
     flags = np.array(has_mask, dtype=bool)

@@ -43,7 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
-from medcl.data._folder import MMAP_THRESHOLD, _check_size, _decode, decode_cached
+from medcl.data._folder import (
+    MMAP_THRESHOLD,
+    _check_size,
+    _check_store,
+    _decode,
+    _store_setting,
+    decode_cached,
+)
 from medcl.data._imageset import ImageSet
 from medcl.data._readers import file_stem, file_suffix
 from medcl.errors import MedclError
@@ -84,6 +91,7 @@ def load_isic2017(
     *,
     mmap_threshold: int = MMAP_THRESHOLD,
     workers: int | None = None,
+    store: str = "exact",
 ) -> ImageSet:
     """Read ISIC 2017 from its challenge folders under ``root``, with the official split.
 
@@ -96,6 +104,8 @@ def load_isic2017(
         cache_dir: folder for the decoded arrays, so reruns skip decoding.
         mmap_threshold: cached arrays larger than this many bytes are memory-mapped.
         workers: processes that decode the files (default: the CPUs, at most 8; 1: no pool).
+        store: ``exact`` (resized photographs kept as float32, bit for bit) or ``source``
+            (rounded to 8 bits, a quarter of the size; see :func:`~medcl.data.load_folder`).
 
     Returns:
         an ImageSet with ``split`` set, masks 0 (background) / 1 (lesion), class names
@@ -130,10 +140,24 @@ def load_isic2017(
                 pairs.append((image, None))
                 splits.append("train")
 
-    settings = {"layout": "isic2017", "version": 1, "image_size": list(size), "channels": channels}
+    _check_store(store)
+    settings = {
+        "layout": "isic2017",
+        "version": 1,
+        "image_size": list(size),
+        "channels": channels,
+        **_store_setting(store),
+    }
     imageset = decode_cached(
         lambda: _decode(
-            pairs, [0, 255], ["background", "lesion"], size, channels, 2, workers=workers
+            pairs,
+            [0, 255],
+            ["background", "lesion"],
+            size,
+            channels,
+            2,
+            workers=workers,
+            store=store,
         ),
         pairs,
         settings,

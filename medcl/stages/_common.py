@@ -76,6 +76,7 @@ def load_data(cfg: Config, cache_dir: Path | None = None, *, need_masks: bool = 
             channels,
             cache_dir=cache_dir,
             workers=cfg.run.decode_workers,
+            store=d.store,
         )
     elif d.layout == "mmwhs":
         assert d.root is not None
@@ -100,6 +101,7 @@ def load_data(cfg: Config, cache_dir: Path | None = None, *, need_masks: bool = 
             label_groups=d.label_groups,
             intensity=Intensity(**d.intensity.model_dump()),
             workers=cfg.run.decode_workers,
+            store=d.store,
         )
     else:
         raise MedclError(

@@ -145,6 +145,12 @@ def _check_data_keys(cfg: Config) -> None:
             "data sets and the isic2017, mmwhs and dsb2018 layouts have their own classes, so "
             "leave it unset."
         )
+    if d.store != "exact" and not (d.images or d.layout == "isic2017"):
+        source = f"data.layout={d.layout}" if d.layout != "folder" else "the built-in data set"
+        raise MedclError(
+            f"data.store={d.store} rounds images decoded from data.images or the isic2017 "
+            f"layout; {source} is stored as it is, so leave data.store unset."
+        )
     fixed = "isic2017" if d.layout == "isic2017" else d.dataset
     if d.folds is not None and fixed:
         raise MedclError(

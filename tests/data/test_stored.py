@@ -221,3 +221,45 @@ def test_device_batches_equal_the_cpu_values():
         s = compact_images(x)
         assert s.stored_dtype == np.dtype(dtype).name
         assert bits(s.tensor(np.array([4, 1]), "cuda").cpu().numpy()) == bits(x[[4, 1]])
+
+
+# --------------------------------------------------------------------------- store="source"
+
+
+@pytest.mark.parametrize(
+    "folder,kwargs,stored,levels",
+    [
+        ("rgb", {"image_size": 4}, "uint8", 255),  # resized 8-bit photographs: one byte
+        ("rgb", {"image_size": 4, "channels": 1}, "uint8", 255),
+        ("deep", {}, "uint16", 65535),  # 16-bit, percentile scaled
+        ("grey", {}, "uint8", 255),  # exact already: the same store as exact gives
+    ],
+)
+def test_source_store_rounds_to_the_files_depth(folders, folder, kwargs, stored, levels):
+    kwargs = {"image_size": 8, **kwargs}
+    exact = load_folder(folders / folder, **kwargs)
+    source = load_folder(folders / folder, store="source", cache_dir=folders / "c", **kwargs)
+    again = load_folder(folders / folder, store="source", cache_dir=folders / "c", **kwargs)
+    assert source.images.stored_dtype == again.images.stored_dtype == stored
+    want = np.rint(np.clip(exact.images[:], 0, 1) * np.float32(levels)) / np.float32(levels)
+    assert bits(source.images[:]) == bits(want.astype(np.float32))
+    assert bits(again.images[:]) == bits(source.images[:])
+    assert np.abs(source.images[:] - exact.images[:]).max() <= 0.5 / levels + 1e-7
+    if exact.images.stored_dtype == stored:
+        assert bits(source.images[:]) == bits(exact.images[:])
+
+
+def test_source_and_exact_stores_are_cached_apart(folders):
+    kwargs = dict(image_size=4, cache_dir=folders / "c")
+    exact = load_folder(folders / "rgb", **kwargs)
+    source = load_folder(folders / "rgb", store="source", **kwargs)
+    assert exact.images.stored_dtype == "float32" and source.images.stored_dtype == "uint8"
+    assert len(list((folders / "c").glob("*.images.npy"))) == 2
+    assert load_folder(folders / "rgb", **kwargs).images.stored_dtype == "float32"
+
+
+def test_an_unknown_store_is_one_sentence(folders):
+    from medcl.errors import MedclError
+
+    with pytest.raises(MedclError, match=r"data.store is 'uint8'; use exact or source"):
+        load_folder(folders / "rgb", image_size=4, store="uint8")

@@ -297,6 +297,17 @@ CASES = [
     Case("fold-out-of-range", _run("data.folds=3", "data.fold=5"), ("data.fold",)),
     Case("layout-unknown", _run("data.layout=kaggle"), ("data.layout", "kaggle")),
     Case("layout-without-root", _run("data.layout=isic2017"), ("data.root",)),
+    Case(
+        "overlay-as-config",
+        lambda ctx: ["run", "demo-quick", "--out", ctx.out()],
+        ("'demo-quick' is not a whole config", "medcl demo --quick"),
+    ),  # fmt: skip
+    Case("store-unknown", _run("data.store=uint8"), ("data.store", "uint8")),
+    Case(
+        "store-on-builtin",
+        _run("data.store=source", "data.dataset=dsb2018", "data.images="),
+        ("data.store=source", "built-in", "leave data.store unset"),
+    ),  # fmt: skip
     Case("dataset-unknown", _run("data.dataset=nosuch", "data.images="), ("data.dataset",)),
     Case("size-not-divisible", _run("data.image_size=[30,30]"), ("data.image_size", "divisible")),
     # ---------------------------------------------------------------- run: the config file
