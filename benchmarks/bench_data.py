@@ -277,7 +277,7 @@ def _pretrain(
         "baseline_rss_mb": base,
         "peak_rss_mb": _maxrss_mb(),
         "pretrain_s": time.perf_counter() - t0,
-        "first_images_sha": _sha(ds.images[:64]),
+        "first_images_sha": _sha(ds.images[: min(64, limit or 64)]),
     }
 
 

@@ -316,15 +316,42 @@ def join_packed(parts: list[Any]) -> np.ndarray:
     dtype = first.dtype if len(kinds) == 1 else np.dtype(np.float32)
     out = np.empty((sum(len(p) for p in parts if p is not None), *first.shape[1:]), dtype)
     del first
-    at = 0
+    at = freed = 0
     for i, part in enumerate(parts):
         if part is None:
             continue
         parts[i] = None  # freed once copied (the caller holds no other reference)
         out[at : at + len(part)] = part if len(kinds) == 1 else StoredImages(part)[:]
         at += len(part)
+        freed += part.nbytes
         del part
+        if freed > _RELEASE_BYTES:
+            freed = 0
+            _return_freed_memory()
+    _return_freed_memory()
     return out
+
+
+def _return_freed_memory() -> None:
+    """Hand freed heap pages back to the system (glibc ``malloc_trim``; elsewhere nothing).
+
+    Decoded files arrive as many small arrays, which the C heap keeps after they are freed
+    unless asked: joining ISIC's 5 GB of images otherwise peaked at 10 GB.
+    """
+    global _TRIM
+    if _TRIM is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError, TypeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM: Any = None
 
 
 def compact_images(images: np.ndarray | StoredImages) -> StoredImages:

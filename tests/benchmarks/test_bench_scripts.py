@@ -91,3 +91,28 @@ def test_stratify_robustness_reruns_other_rules_on_the_same_latents_and_judges_t
     assert stratify_robustness.table(good).rstrip().endswith(" met")
     worst = good + [{**row, "majority mapping": 0.96, "kNN": 0.965}]
     assert "NOT met" in stratify_robustness.table(worst)
+
+
+@pytest.mark.parametrize("store", ["exact", "source"])
+def test_bench_data_measures_both_layouts_and_compares_their_images(tmp_path, store):
+    import json
+
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_data.py"), "--n", "70"]
+    cmd += ["--size", "16", "--source-size", "24", "--masks", "7", "--steps", "1"]
+    cmd += ["--batch", "4", "--reference-n", "30", "--workers", "1", "--store", store]
+    cmd += ["--root", str(tmp_path / "data"), "--json", str(out)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(out.read_text())
+    old, new = r["float32"], r["compact"]
+    assert old["n_images"] == 30 and new["n_images"] == 70  # the reference on a subset
+    assert old["cache_bytes_at_n"] == pytest.approx(old["cache_bytes"] * 70 / 30)
+    # resized images: float32 when exact (no int64 masks for the unmasked images though),
+    # one byte per value when rounded to the files' depth
+    per_image = new["cache_bytes"] / 70
+    assert per_image < (3 * 16 * 16 * 1.5 if store == "source" else 3 * 16 * 16 * 4 + 300)
+    if store == "exact":
+        assert "same images and fingerprint in both layouts (first 30 images): True" in p.stdout
+    else:
+        assert "largest |compact - float32|" in p.stdout
