@@ -37,7 +37,8 @@ def make_views(cfg, image_size: tuple[int, int]) -> nn.Module:
     if w.flip:
         augs.append(K.RandomHorizontalFlip(p=p))
     augs.append(K.RandomResizedCrop(image_size, scale=w.crop_scale, p=p))
-    return K.AugmentationSequential(*augs)  # type: ignore[arg-type]
+    # the same draws and output as K.AugmentationSequential, without its bookkeeping
+    return nn.Sequential(*augs)
 
 
 def train_warmup(cfg, run, x: torch.Tensor, fabric, fingerprint: str | None = None):
