@@ -116,3 +116,10 @@ def test_bench_data_measures_both_layouts_and_compares_their_images(tmp_path, st
         assert "same images and fingerprint in both layouts (first 30 images): True" in p.stdout
     else:
         assert "largest |compact - float32|" in p.stdout
+
+
+def test_bench_views_times_the_views_the_container_and_one_call():
+    import bench_views
+
+    ms = bench_views.main(["--size", "16", "--batch", "2", "--repeats", "1"])
+    assert set(ms) == {"views", "container", "one call"} and all(v > 0 for v in ms.values())
