@@ -661,7 +661,6 @@ def _decode_unit(recipe: _Recipe, series: str, unit: list[tuple[Path, Path | Non
             data = data.astype(np.float32)
         else:
             data = reader.finish(intensity.apply(data, intensity.bounds(data)), meta)
-    meta["stored_dtype"] = str(parts[0][0].dtype)  # the file's depth, before any scaling
     if direct and data.shape[1] != channels:
         data = np.repeat(data, channels, axis=1)  # grey to RGB, as _convert_channels does
     else:
@@ -714,7 +713,8 @@ def _decode_unit(recipe: _Recipe, series: str, unit: list[tuple[Path, Path | Non
 def _packed(images: np.ndarray, store: str, meta: dict[str, Any]) -> np.ndarray:
     """``images`` as stored: exactly (``store="exact"``), or at the file's depth (``source``)."""
     if store == "source":
-        return round_to_depth(images, "uint8" if meta["stored_dtype"] == "uint8" else "uint16")
+        # the reader's "dtype": the file's stored type, before any scaling
+        return round_to_depth(images, "uint8" if meta.get("dtype") == "uint8" else "uint16")
     return pack_images(images)
 
 

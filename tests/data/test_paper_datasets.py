@@ -114,6 +114,14 @@ def test_isic_resizes_to_the_configured_size(isic):
     assert set(np.unique(ds.masks)) == {0, 1}
 
 
+def test_isic_source_store_keeps_resized_photographs_in_8_bits(isic, tmp_path):
+    exact = load_isic2017(isic, image_size=(8, 12))
+    source = load_isic2017(isic, image_size=(8, 12), store="source", cache_dir=tmp_path / "c")
+    assert exact.images.stored_dtype == "float32" and source.images.stored_dtype == "uint8"
+    assert np.abs(source.images[:] - exact.images[:]).max() <= 0.5 / 255 + 1e-7
+    assert list(source.split) == list(exact.split) and np.array_equal(source.masks, exact.masks)
+
+
 def test_isic_extra_images_join_train_unlabelled_without_duplicates_or_leaks(isic, extras):
     ds = load_isic2017(isic, image_size=(16, 16), extra_images=extras)
     train = ds.indices("train")
