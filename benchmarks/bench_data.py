@@ -325,18 +325,15 @@ def _reference_n(args: argparse.Namespace) -> int | None:
     return min(5_000, args.n)
 
 
+def _cache_dir(folder: Path, size: int, path: str) -> Path:
+    """Where ``path`` (compact or float32) caches ``folder`` decoded at ``size``."""
+    return folder.parent / f"cache-{folder.name}-{size}-{path}"
+
+
 def _largest_difference(args: argparse.Namespace, folder: Path) -> float:
     """max |compact - float32| over the first images, read back from both caches."""
-    ds = _open(
-        "compact",
-        folder,
-        args.size,
-        folder.parent / f"cache-{folder.name}-{args.size}-compact",
-        args.store,
-    )
-    ref = np.load(
-        folder.parent / f"cache-{folder.name}-{args.size}-float32" / "images.npy", mmap_mode="r"
-    )
+    ds = _open("compact", folder, args.size, _cache_dir(folder, args.size, "compact"), args.store)
+    ref = np.load(_cache_dir(folder, args.size, "float32") / "images.npy", mmap_mode="r")
     k = min(256, len(ref))
     return float(np.abs(ds.images[:k] - ref[:k]).max())
 
@@ -432,7 +429,7 @@ def main(argv=None) -> None:
         )
     r: dict[str, dict] = {}
     for path in ("float32", "compact"):
-        out = folder.parent / f"cache-{folder.name}-{args.size}-{path}"
+        out = _cache_dir(folder, args.size, path)
         runs = [_run_child(args, "decode", path, out) for _ in range(args.repeats)]
         seconds = float(np.median([x["seconds"] for x in runs]))
         count = m if path == "float32" else args.n

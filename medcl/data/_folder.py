@@ -57,8 +57,9 @@ Rules, in the order they apply:
   for 16-bit files with ``intensity.scale=type`` at ``image_size``, ``float16`` where every
   value is one, else ``float32`` (percentile or window scaling, float NIfTI, resized images,
   RGB to grey); ``store="source"`` rounds those to the file's depth instead (``uint8`` for
-  8-bit files, ``uint16`` otherwise), within half a grey level. Masks are stored as ``uint8`` (``int16`` beyond 255 classes) for the images
-  that have one only; the others read as zeros.
+  8-bit files, ``uint16`` otherwise), within half a grey level. Masks are stored as
+  ``uint8`` (``int16`` beyond 255 classes) for the images that have one only; the others
+  read as zeros.
 * **Cache.** With ``cache_dir``, the decoded arrays are written there once as ``.npy`` files
   named by a hash of the file list (paths, sizes, modification times) and the settings, and
   later calls load them instead of decoding; arrays larger than ``mmap_threshold`` bytes are
@@ -191,7 +192,6 @@ def load_folder(
     if label_groups is not None:
         groups, class_names = _check_label_groups(label_groups, label_values, class_names)
     spec = intensity or Intensity()
-    _check_store(store)
     if on_unreadable not in ("skip", "error"):
         raise MedclError(f"data.on_unreadable is {on_unreadable!r}; use skip or error.")
     files = _list_images(images, masks, mask_suffix)
@@ -298,13 +298,11 @@ def decode_cached(
 STORES = ("exact", "source")
 
 
-def _check_store(store: str) -> None:
+def _store_setting(store: str) -> dict[str, str]:
+    """The cache-key entry of ``store`` (checked): none for ``exact``, so existing caches stay
+    valid. Every loader that passes ``store`` to :func:`_decode` builds its key with this."""
     if store not in STORES:
         raise MedclError(f"data.store is {store!r}; use exact or source.")
-
-
-def _store_setting(store: str) -> dict[str, str]:
-    """The cache-key entry of ``store``: none for ``exact``, so existing caches stay valid."""
     return {} if store == "exact" else {"store": store}
 
 
@@ -869,7 +867,6 @@ def _decode(
     skipped: list[tuple[str, str]] = []  # (file name, reason) of the files that cannot be read
     not_images: list[tuple[str, str]] = []  # (file name, what it is) of DICOM non-images
     units = dicom_series(pairs)
-    _check_store(store)
     recipe = _Recipe(
         label_values,
         class_names,

@@ -46,7 +46,6 @@ import numpy as np
 from medcl.data._folder import (
     MMAP_THRESHOLD,
     _check_size,
-    _check_store,
     _decode,
     _store_setting,
     decode_cached,
@@ -140,7 +139,6 @@ def load_isic2017(
                 pairs.append((image, None))
                 splits.append("train")
 
-    _check_store(store)
     settings = {
         "layout": "isic2017",
         "version": 1,

@@ -284,9 +284,10 @@ def round_to_depth(images: np.ndarray, stored: str) -> np.ndarray:
     >>> round_to_depth(x, "uint8").ravel().tolist()
     [0, 128, 255]
     """
-    exact = pack_images(images)
-    if exact.dtype.kind == "u" and exact.itemsize <= np.dtype(stored).itemsize:
-        return exact  # exact already, and no wider
+    for narrower in ("uint8", "uint16")[: ("uint8", "uint16").index(stored) + 1]:
+        exact = _pack(images, narrower)
+        if exact is not None:
+            return exact  # exact already, and no wider
     scale = np.float32(_SCALES[stored])
     out = np.empty(images.shape, dtype=stored)
     for s in range(0, len(images), _CHECK_ROWS):
@@ -306,22 +307,16 @@ def join_packed(parts: list[Any]) -> np.ndarray:
     >>> join_packed(parts).ravel().tolist(), parts
     ([0, 0, 1], [None, None])
     """
-    arrays = [p for p in parts if p is not None]
-    kinds = {str(p.dtype) for p in arrays}
-    if len(arrays) == 1:
-        parts[:] = [None] * len(parts)
-        return arrays[0]
-    del arrays
-    first = next(p for p in parts if p is not None)
-    dtype = first.dtype if len(kinds) == 1 else np.dtype(np.float32)
-    out = np.empty((sum(len(p) for p in parts if p is not None), *first.shape[1:]), dtype)
-    del first
+    same = len({p.dtype for p in parts}) == 1
+    if len(parts) == 1:
+        only, parts[0] = parts[0], None
+        return only
+    dtype = parts[0].dtype if same else np.dtype(np.float32)
+    out = np.empty((sum(len(p) for p in parts), *parts[0].shape[1:]), dtype)
     at = freed = 0
     for i, part in enumerate(parts):
-        if part is None:
-            continue
         parts[i] = None  # freed once copied (the caller holds no other reference)
-        out[at : at + len(part)] = part if len(kinds) == 1 else StoredImages(part)[:]
+        out[at : at + len(part)] = part if same else StoredImages(part)[:]
         at += len(part)
         freed += part.nbytes
         del part
