@@ -4,23 +4,30 @@ Usage::
 
     python benchmarks/bench_step.py [--size 64] [--batch 32] [--device auto]
         [--precision 32-true] [--methods simclr moco byol ufc glcl pcl ld finetune]
-        [--repeats 15] [--threads 2] [--channels-last] [--sync-check] [--json OUT]
+        [--repeats 15] [--steps 4] [--threads 2] [--channels-last] [--sync-check] [--json OUT]
 
-For each pretraining method, and for fine-tuning (``finetune``), two steps are timed in
-alternating rounds within one process (the machine is shared and noisy):
+For each pretraining method, and for fine-tuning (``finetune``), three ways of running
+``--steps`` consecutive optimiser steps are timed in alternating rounds within one process
+(the machine is shared and noisy):
 
 * ``raw``: the model alone on ready tensors: views (or augmented image/mask pairs) already on
   the device, then forward + loss + backward + optimiser step (+ the momentum update);
-* ``full``: what a medcl stage does per step: draw a batch of indices, gather those images from
-  an 8-bit cache in host memory, move them to the device (``medcl.stages._common.to_device``),
-  augment with medcl's kornia pipelines (``TwoViews`` / ``PairedAugment``), then the same
-  forward, backward and optimiser step.
+* ``full``: what a medcl stage does per step with ``run.prefetch=false``: draw a batch of
+  indices, gather those images from an 8-bit cache in host memory, move them to the device
+  (``medcl.stages._common.to_device``), augment with medcl's kornia pipelines (``TwoViews`` /
+  ``PairedAugment``; GLCL's own views through ``prepare``), then the same forward, backward
+  and optimiser step;
+* ``ahead``: the same with ``run.prefetch=true`` (the default): the next batch is assembled
+  and augmented on a worker thread (``medcl.train._prefetch.ahead``) while the model
+  computes the current one. On a CPU that thread computes beside the model's ``--threads``
+  threads, as a data loader's workers would.
 
-Printed per method: images/s of each (median over repeats) and ``full / raw``, the share of
-the raw model's speed the whole step keeps (1.0: the input pipeline costs nothing).
-``--sync-check`` (CUDA only) runs one full step under ``torch.cuda.set_sync_debug_mode``
-and counts the implicit host-device synchronisations it reports (0 expected; the CPU test
-``tests/train/test_no_sync.py`` checks the same on every test run).
+Printed per method: images/s of each (median over repeats of the mean over ``--steps``) and
+``full / raw`` and ``ahead / raw``, the share of the raw model's speed the whole step keeps
+(1.0: the input pipeline costs nothing). ``--sync-check`` (CUDA only) runs one full step
+under ``torch.cuda.set_sync_debug_mode`` and counts the implicit host-device
+synchronisations it reports (0 expected; the CPU test ``tests/train/test_no_sync.py`` checks
+the same on every test run).
 
 The encoder is medcl's UNet encoder with the demo's widths (16, 32, 64, 128), 3 input
 channels (RGB, as ISIC and DSB2018), the data synthetic (content does not change the cost).
@@ -51,7 +58,8 @@ def _sync(fabric) -> None:
 
 
 def make_steps(name: str, fabric, args, cache: np.ndarray):
-    """``(raw, full)``: two zero-argument callables, each one optimiser step of ``name``."""
+    """``(ready, draw, step)``: inputs assembled once, a callable that assembles new ones (the
+    stage's batch assembly and augmentation), and one optimiser step on given inputs."""
     from monai.losses import DiceCELoss
 
     from medcl.data import PairedAugment, TwoViews
@@ -82,36 +90,31 @@ def make_steps(name: str, fabric, args, cache: np.ndarray):
     if name == "finetune":
         aug, loss_fn = PairedAugment(size), DiceCELoss(to_onehot_y=True, softmax=True)
 
-        def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return loss_fn(model_f(x), y.unsqueeze(1))
-
-        idx0 = rng.choice(len(cache), b, replace=False)
-        with torch.no_grad():
-            ready = aug(images(idx0), to_device(fabric, masks, idx0))
-
-        def full_inputs():
+        def draw():
             idx = rng.choice(len(cache), b, replace=False)
             return aug(images(idx), to_device(fabric, masks, idx))
+
+        def loss_of(inputs) -> torch.Tensor:
+            x, y = inputs
+            return loss_fn(model_f(x), y.unsqueeze(1))
+
     else:
         views = TwoViews(size)
 
-        def loss_of(x, idx_t):  # type: ignore[misc]
-            batch = Batch(views=x, images=x[:, 0], labels=labels[idx_t], positions=positions[idx_t])
-            return model_f(batch)
-
-        idx0 = rng.choice(len(cache), b, replace=False)
-        with torch.no_grad():
-            ready = (views(images(idx0)), fabric.to_device(torch.as_tensor(idx0)))
-
-        def full_inputs():
+        def draw():  # type: ignore[misc]
             idx = rng.choice(len(cache), b, replace=False)
-            return views(images(idx)), fabric.to_device(torch.as_tensor(idx))
+            x, t = images(idx), fabric.to_device(torch.as_tensor(idx))
+            batch = Batch(views=views(x), images=x, labels=labels[t], positions=positions[t])
+            return model.prepare(batch)
+
+        def loss_of(inputs) -> torch.Tensor:  # type: ignore[misc]
+            return model_f(inputs)
 
     step_count = [0]
 
     def step(inputs) -> None:
         with fabric.autocast():
-            loss = loss_of(*inputs)
+            loss = loss_of(inputs)
         opt_f.zero_grad(set_to_none=True)
         fabric.backward(loss)
         opt_f.step()
@@ -119,7 +122,7 @@ def make_steps(name: str, fabric, args, cache: np.ndarray):
         if hasattr(model, "after_step"):
             model.after_step(step_count[0], 10**6)
 
-    return (lambda: step(ready)), (lambda: step(full_inputs()))
+    return draw(), draw, step
 
 
 def count_syncs(fn) -> int | None:
@@ -137,26 +140,36 @@ def count_syncs(fn) -> int | None:
 
 
 def bench(name: str, fabric, args, cache: np.ndarray) -> dict:
-    raw, full = make_steps(name, fabric, args, cache)
-    for _ in range(3):  # warm-up rounds (allocator, kernels, autotuning), not timed
-        raw()
-        full()
+    from medcl.train._prefetch import ahead
+
+    ready, draw, step = make_steps(name, fabric, args, cache)
+    k = args.steps
+    rounds = {
+        "raw": lambda: [step(ready) for _ in range(k)],
+        "full": lambda: [step(draw()) for _ in range(k)],
+        "ahead": lambda: [step(inputs) for _, inputs in ahead(lambda _: draw(), range(k))],
+    }
+    for _ in range(2):  # warm-up rounds (allocator, kernels, autotuning), not timed
+        for fn in rounds.values():
+            fn()
     _sync(fabric)
-    syncs = count_syncs(full) if args.sync_check else None
-    times: dict[str, list[float]] = {"raw": [], "full": []}
+    syncs = count_syncs(lambda: step(draw())) if args.sync_check else None
+    times: dict[str, list[float]] = {key: [] for key in rounds}
     for _ in range(args.repeats):
-        for key, fn in (("raw", raw), ("full", full)):
+        for key, fn in rounds.items():
             _sync(fabric)
             t0 = time.perf_counter()
             fn()
             _sync(fabric)
-            times[key].append(time.perf_counter() - t0)
-    raw_s, full_s = statistics.median(times["raw"]), statistics.median(times["full"])
+            times[key].append((time.perf_counter() - t0) / k)
+    s = {key: statistics.median(v) for key, v in times.items()}
     return {
         "method": name,
-        "raw_images_per_s": round(args.batch / raw_s, 1),
-        "full_images_per_s": round(args.batch / full_s, 1),
-        "full_over_raw": round(raw_s / full_s, 3),
+        "raw_images_per_s": round(args.batch / s["raw"], 1),
+        "full_images_per_s": round(args.batch / s["full"], 1),
+        "ahead_images_per_s": round(args.batch / s["ahead"], 1),
+        "full_over_raw": round(s["raw"] / s["full"], 3),
+        "ahead_over_raw": round(s["raw"] / s["ahead"], 3),
         "syncs": syncs,
     }
 
@@ -169,6 +182,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--precision", default=None, help="Fabric precision, e.g. bf16-mixed")
     ap.add_argument("--methods", nargs="+", default=ALL, choices=ALL)
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--steps", type=int, default=4, help="consecutive steps in a timed round")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--sync-check", action="store_true", help="count syncs (CUDA only)")
@@ -186,7 +200,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"batch {a.batch}, {a.repeats} repeats, threads {torch.get_num_threads()}",
         flush=True,
     )
-    print(f"{'method':<9} {'raw img/s':>10} {'full img/s':>11} {'full/raw':>9} {'syncs':>6}")
+    print(
+        f"{'method':<9} {'raw img/s':>10} {'full img/s':>11} {'ahead img/s':>12} "
+        f"{'full/raw':>9} {'ahead/raw':>10} {'syncs':>6}"
+    )
     rows = []
     for name in a.methods:
         r = bench(name, fabric, a, cache)
@@ -194,11 +211,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         syncs = "-" if r["syncs"] is None else str(r["syncs"])
         print(
             f"{name:<9} {r['raw_images_per_s']:>10.1f} {r['full_images_per_s']:>11.1f} "
-            f"{r['full_over_raw']:>9.3f} {syncs:>6}",
+            f"{r['ahead_images_per_s']:>12.1f} {r['full_over_raw']:>9.3f} "
+            f"{r['ahead_over_raw']:>10.3f} {syncs:>6}",
             flush=True,
         )
-    ratios = [r["full_over_raw"] for r in rows]
-    print(f"median full/raw over methods: {statistics.median(ratios):.3f}")
+    for key in ("full", "ahead"):
+        ratios = [r[f"{key}_over_raw"] for r in rows]
+        print(
+            f"{key}/raw over methods: median {statistics.median(ratios):.3f}, "
+            f"lowest {min(ratios):.3f} ({rows[ratios.index(min(ratios))]['method']})"
+        )
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"args": vars(a), "rows": rows}, f, indent=1)

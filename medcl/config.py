@@ -315,6 +315,11 @@ class RunConfig(RunBase):
         description="processes that decode image files into the cache; null: this machine's "
         "CPUs, at most 8 (or MEDCL_DECODE_WORKERS); 1: no pool",
     )
+    prefetch: bool = Field(
+        True,
+        description="assemble and augment the next pretraining or fine-tuning batch on a worker "
+        "thread while the model computes the current one (the same results, bit for bit)",
+    )
     seeds_per_method: dict[str, list[int]] = Field(
         {},
         description="seeds of the named methods instead of run.seeds, e.g. {moco: [0, 1, 2]}: "

@@ -18,13 +18,15 @@ class Batch:
     ``views``: ``(B, V, C, H, W)`` augmented views of ``B`` images; ``labels``: ``(B,)``
     pseudo-classes (UFC) or None; ``positions``: ``(B,)`` relative slice positions in their
     volumes, in [0, 1] (GLCL, PCL) or None; ``images``: ``(B, C, H, W)`` the un-augmented
-    images, for methods that make views of their own (GLCL's local loss) or None.
+    images, for methods that make views of their own (GLCL's local loss) or None;
+    ``extra_views``: views a method drew from them in :meth:`PretrainMethod.prepare`, or None.
     """
 
     views: Tensor
     labels: Tensor | None = None
     positions: Tensor | None = None
     images: Tensor | None = None
+    extra_views: Tensor | None = None
 
 
 def _no_gather(t: Tensor) -> Tensor:
@@ -51,6 +53,14 @@ class PretrainMethod(nn.Module):
         self.encoder = encoder
         self.out_dim = int(encoder.out_dim)  # type: ignore[arg-type]
         self.gather: Callable[[Tensor], Tensor] = _no_gather
+
+    def prepare(self, batch: Batch) -> Batch:
+        """``batch`` with the method's own random views added, before the step; as it is.
+
+        The stage calls it where the batch is assembled (maybe on a worker thread, see
+        ``run.prefetch``), so that ``forward`` draws no random numbers.
+        """
+        return batch
 
     def forward(self, batch: Batch) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -7,6 +7,7 @@ One loss (:func:`medcl.losses.cluster_contrastive_loss`) serves all four.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import torch
@@ -152,17 +153,27 @@ class GLCL(ContrastiveMethod):
             raise ValueError("GLCL needs slice positions in batch.positions")
         return self.gather(partition_index(batch.positions, self.partitions)), None
 
+    @torch.no_grad()
+    def prepare(self, batch: Batch) -> Batch:
+        """Adds the local loss's two intensity-only views of the un-augmented images."""
+        if self.local_weight <= 0 or batch.extra_views is not None:
+            return batch
+        if batch.images is None:
+            raise ValueError("GLCL's local loss needs the un-augmented images in batch.images")
+        images = batch.images
+        extra = torch.stack([intensity_jitter(images), intensity_jitter(images)], 1)
+        return dataclasses.replace(batch, extra_views=extra)
+
     def forward(self, batch: Batch) -> Tensor:
         loss = super().forward(batch)
         if self.local_weight > 0:
-            if batch.images is None:
-                raise ValueError("GLCL's local loss needs the un-augmented images in batch.images")
-            loss = loss + self.local_weight * self.local_loss(batch.images)
+            views = self.prepare(batch).extra_views  # the stage's, or drawn here if called alone
+            assert views is not None
+            loss = loss + self.local_weight * self.local_loss(views)
         return loss
 
-    def local_loss(self, images: Tensor) -> Tensor:
-        """NT-Xent between grid regions of two intensity-only views of ``images`` (B, C, H, W)."""
-        views = torch.stack([intensity_jitter(images), intensity_jitter(images)], 1)
+    def local_loss(self, views: Tensor) -> Tensor:
+        """NT-Xent between grid regions of two intensity-only views ``(B, 2, C, H, W)``."""
         b = views.shape[0]
         x = views.flatten(0, 1)
         feats = self.encoder.forward_features(x)  # type: ignore[operator]

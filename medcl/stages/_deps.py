@@ -3,8 +3,9 @@
 One function per stage returns its :class:`~medcl.stages._done.Deps`. They are pure
 functions of the config and the data, so the fingerprint of any stage, upstream ones
 included, is known before anything runs. Execution settings (``run.device``,
-``run.devices``, ``run.num_nodes``, ``run.num_threads``, ``run.decode_workers``) change where and how fast a stage runs, not what it
-computes, so they are not dependencies; ``run.precision`` is.
+``run.devices``, ``run.num_nodes``, ``run.num_threads``, ``run.decode_workers``,
+``run.prefetch``) change where and how fast a stage runs, not what it computes, so they are
+not dependencies; ``run.precision`` is.
 """
 
 from __future__ import annotations

@@ -120,8 +120,12 @@ def run_finetune(
     t0 = time.perf_counter()
     stats: dict = {}
 
-    def step_loss(idx: np.ndarray, net: torch.nn.Module) -> torch.Tensor:
-        x, y = aug(to_device(fabric, images, idx), to_device(fabric, masks, idx))
+    def prepare(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        # the step's only random draws, so run.prefetch may run it ahead (train_loop)
+        return aug(to_device(fabric, images, idx), to_device(fabric, masks, idx))
+
+    def step_loss(batch: tuple[torch.Tensor, torch.Tensor], net: torch.nn.Module) -> torch.Tensor:
+        x, y = batch
         return loss_fn(net(x), y.unsqueeze(1))
 
     def on_epoch_end(epoch: int) -> None:
@@ -173,6 +177,8 @@ def run_finetune(
         stats=stats,
         fingerprint=deps.fingerprint,
         lr_key="finetune.lr",
+        prepare=prepare,
+        prefetch=cfg.run.prefetch,
     )
     done = {
         "seconds": round(time.perf_counter() - t0, 2),

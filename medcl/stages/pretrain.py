@@ -111,6 +111,7 @@ def run_pretrain(
             )
     seed_all(seed)
     model = build_method(method_name, build_encoder(cfg, data.channels), **method_settings(cfg))
+    base = model
     model = distribute(model, fabric)
     views = TwoViews(data.image_size, strength=p.aug_strength)
     t0 = time.perf_counter()
@@ -118,7 +119,9 @@ def run_pretrain(
     positions = torch.as_tensor(data.positions[train_idx], dtype=torch.float32)
     stats: dict = {}
 
-    def step_loss(idx: np.ndarray, net: torch.nn.Module) -> torch.Tensor:
+    def prepare(idx: np.ndarray) -> Batch:
+        # Every random draw of a step happens here, so that run.prefetch can run it on a
+        # worker thread without changing the results (medcl.train.train_loop).
         t = torch.as_tensor(idx)
         x = to_device(fabric, images, idx)
         batch = Batch(
@@ -127,6 +130,9 @@ def run_pretrain(
             labels=None if label_t is None else fabric.to_device(label_t[t]),
             positions=fabric.to_device(positions[t]) if method_cls.needs_volumes else None,
         )
+        return base.prepare(batch)
+
+    def step_loss(batch: Batch, net: torch.nn.Module) -> torch.Tensor:
         return net(batch)
 
     history = train_loop(
@@ -147,6 +153,8 @@ def run_pretrain(
         stats=stats,
         fingerprint=deps.fingerprint,
         lr_key="pretrain.lr",
+        prepare=prepare,
+        prefetch=cfg.run.prefetch,
     )
     if fabric.is_global_zero:
         atomic_torch_save(model.encoder.state_dict(), encoder_path(run, method_name, seed))

@@ -23,7 +23,7 @@ from medcl.data import ImageSet, TwoViews
 from medcl.errors import MedclError
 from medcl.evaluate import dice_scores
 from medcl.losses import mask_statistics
-from medcl.methods import LD, build_method
+from medcl.methods import LD, Batch, build_method
 from medcl.rundir import RunDir, atomic_save_npy, atomic_torch_save, atomic_write_text
 from medcl.stages._common import build_encoder, groups_for, load_data, say, seed_all, to_device
 from medcl.stages._deps import segment_prior_deps
@@ -118,12 +118,13 @@ def run_segment_prior(cfg: Config, out: str | Path) -> dict:
     images = data.images[train_idx]
     augment = TwoViews(data.image_size, strength=cfg.pretrain.aug_strength)
 
-    def step_loss(idx: np.ndarray, net: torch.nn.Module) -> torch.Tensor:
-        from medcl.methods import Batch
-
+    def prepare(idx: np.ndarray) -> Batch:
+        # the step's only random draws, so run.prefetch may run it ahead (train_loop)
         x = to_device(fabric, images, idx)
-        views = torch.stack([x, augment.aug(x)], dim=1)  # view 0 un-augmented: the prior's
-        return net(Batch(views))
+        return Batch(torch.stack([x, augment.aug(x)], dim=1))  # view 0 un-augmented: the prior's
+
+    def step_loss(batch: Batch, net: torch.nn.Module) -> torch.Tensor:
+        return net(batch)
 
     history = train_loop(
         fabric=fabric,
@@ -142,6 +143,8 @@ def run_segment_prior(cfg: Config, out: str | Path) -> dict:
         checkpoint_every=5,
         fingerprint=segment_prior_deps(cfg, data).fingerprint,
         lr_key="prior.lr",
+        prepare=prepare,
+        prefetch=cfg.run.prefetch,
     )
     atomic_torch_save(model.state_dict(), run.path / "model.pt")
 

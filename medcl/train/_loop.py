@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ from tqdm.auto import tqdm
 from medcl._load import load_torch
 from medcl.errors import DamagedFile, MedclError
 from medcl.rundir import atomic_torch_save, say
+from medcl.train._prefetch import ahead
 from medcl.train._schedule import lr_at
 
 _CHECKPOINT_KEYS = ("model", "optimizer", "numpy_rng", "torch_rng", "history", "epoch")
@@ -95,7 +97,7 @@ def train_loop(
     *,
     fabric,
     module: nn.Module,
-    step_loss: Callable[[np.ndarray, nn.Module], torch.Tensor],
+    step_loss: Callable[[Any, nn.Module], torch.Tensor],
     n_items: int,
     epochs: int,
     batch_size: int,
@@ -115,6 +117,8 @@ def train_loop(
     progress_every: float = 30.0,
     fingerprint: str | None = None,
     lr_key: str | None = None,
+    prepare: Callable[[np.ndarray], Any] | None = None,
+    prefetch: bool = False,
 ) -> list[float]:
     """Train ``module`` with AdamW and a warm-up + cosine schedule; return per-epoch losses.
 
@@ -126,11 +130,19 @@ def train_loop(
     ``checkpoint`` (every ``checkpoint_every`` epochs and after the last one); if that file
     exists, training resumes after the last saved epoch.
     The loop is the same for every method and stage: what differs lives in ``step_loss``.
+    ``prepare(indices)``, if given, assembles a batch (gathers the images, moves them, draws
+    the views) and ``step_loss`` receives what it returns instead of the indices; it runs
+    outside autocast, so views are drawn in float32. With ``prefetch`` it runs one batch ahead
+    on a worker thread (:func:`~medcl.train._prefetch.ahead`) while the model computes the
+    current one, never across an epoch's end (the checkpoint's RNG state stays that of the
+    inline loop). ``prepare`` must then be the only code of a step that draws random numbers:
+    the results are the same as inline, bit for bit (``tests/train/test_prefetch.py``).
     A stage that needs another optimiser (LARS, say) or schedule passes ``optimizer`` (built
     over ``module``'s parameters) and ``lr_fn(step, total_steps) -> lr``; a parameter group
     with an ``lr_scale`` entry trains at that multiple of the schedule's rate.
     ``stats``, if given, is filled with ``steps``, ``items`` (images over all processes),
-    ``step_seconds`` (batch assembly, forward, backward and optimiser step only) and
+    ``step_seconds`` (batch assembly or the wait for it, forward, backward and optimiser step
+    only) and
     ``seconds`` (the whole loop, validation and checkpoints included), counted over every
     invocation of a resumed run, and ``images_per_s`` = items / step_seconds.
     Without a terminal the progress bar is off, so a line goes to stderr at most every
@@ -169,6 +181,8 @@ def train_loop(
         start_epoch = int(state["epoch"]) + 1
         counts.update(state.get("counts", {}))
     step = start_epoch * steps_per_epoch
+    # the current CUDA device is per thread: the worker's must be this process's GPU
+    setup = (lambda: torch.cuda.set_device(fabric.device)) if fabric.device.type == "cuda" else None
     bar = tqdm(
         range(start_epoch, epochs),
         desc=desc,
@@ -186,14 +200,18 @@ def train_loop(
     for epoch in bar:
         module_f.train()
         losses = []
-        for idx in batches(
-            n_items, batch_size, rng, rank=fabric.global_rank, world=fabric.world_size
-        ):
+        order = batches(n_items, batch_size, rng, rank=fabric.global_rank, world=fabric.world_size)
+        steps = ahead(prepare, order, prefetch, setup) if prepare else ((i, i) for i in order)
+        while True:
             t_step = time.perf_counter()
+            next_step = next(steps, None)
+            if next_step is None:
+                break
+            idx, inputs = next_step
             for group in optimizer.param_groups:
                 group["lr"] = schedule(step, total) * group.get("lr_scale", 1.0)
             with fabric.autocast():  # bf16 on GPUs; a no-op at 32-true (CPU default)
-                loss = step_loss(idx, module_f)
+                loss = step_loss(inputs, module_f)
             optimizer_f.zero_grad(set_to_none=True)
             fabric.backward(loss)
             optimizer_f.step()

@@ -26,12 +26,11 @@ def test_intensity_jitter_is_per_image_affine_and_keeps_pixels_in_place():
         assert 0.7 - 1e-6 <= float(a) <= 1.3 + 1e-6 and abs(float(c)) <= 0.15 + 1e-6
 
 
-def test_local_loss_pairs_the_same_region_of_the_two_views(monkeypatch):
-    monkeypatch.setattr(contrastive, "intensity_jitter", lambda x: x)  # identical views
+def test_local_loss_pairs_the_same_region_of_the_two_views():
     model = _glcl(temperature=0.5).eval()
     x = torch.rand(2, 1, 16, 16)
     with torch.no_grad():
-        got = model.local_loss(x)
+        got = model.local_loss(torch.stack([x, x], 1))  # identical views
         f = model.local_head(model.decoder.forward_features(model.encoder.forward_features(x)))
         # by hand: 2 x 2 grid of 8 x 8 blocks, image-major, row-major regions
         regions = torch.stack(
@@ -54,19 +53,24 @@ def test_local_option_adds_the_weighted_local_loss_and_learns():
     torch.manual_seed(1)
     total = model(batch)
     torch.manual_seed(1)
-    local = model.local_loss(x)
+    prepared = model.prepare(batch)  # the views forward draws when the stage has not
+    assert prepared.extra_views.shape == (4, 2, 1, 16, 16)
+    assert model.prepare(prepared) is prepared  # drawn once
+    local = model.local_loss(prepared.extra_views)
     glob = contrastive.ContrastiveMethod.forward(model, batch)
-    assert float(total) == pytest.approx(float(glob + 0.5 * local), rel=1e-4)
+    assert float(total.detach()) == pytest.approx(float((glob + 0.5 * local).detach()), rel=1e-4)
     with pytest.raises(ValueError, match="un-augmented images"):
         model(Batch(views, positions=batch.positions))
+    with pytest.raises(ValueError, match="un-augmented images"):
+        model.prepare(Batch(views, positions=batch.positions))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     losses = []
     for _ in range(10):
         torch.manual_seed(2)
-        loss = model.local_loss(x)
+        loss = model.local_loss(model.prepare(batch).extra_views)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]
     assert not hasattr(_glcl(local_weight=0.0), "decoder")
