@@ -289,10 +289,16 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-t
 
 
 class RunBase(_Section):
-    """What every job's ``run`` section holds: where it computes, and with how many threads."""
+    """What every job's ``run`` section holds: where it computes, with how many threads, and
+    whether batches are assembled ahead."""
 
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1, mps")
     num_threads: int | None = Field(None, ge=1)
+    prefetch: bool = Field(
+        True,
+        description="assemble and augment the next training batch on a worker thread while "
+        "the model computes the current one (the same results, bit for bit)",
+    )
 
 
 class RunConfig(RunBase):
@@ -314,11 +320,6 @@ class RunConfig(RunBase):
         ge=1,
         description="processes that decode image files into the cache; null: this machine's "
         "CPUs, at most 8 (or MEDCL_DECODE_WORKERS); 1: no pool",
-    )
-    prefetch: bool = Field(
-        True,
-        description="assemble and augment the next pretraining or fine-tuning batch on a worker "
-        "thread while the model computes the current one (the same results, bit for bit)",
     )
     seeds_per_method: dict[str, list[int]] = Field(
         {},

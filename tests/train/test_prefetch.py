@@ -96,3 +96,19 @@ def test_segment_prior_trains_the_same_with_and_without_prefetch(tmp_path):
     assert losses[0] == losses[1]
     models = [torch.load(tmp_path / p / "model.pt") for p in ("false", "true")]
     assert all(torch.equal(models[0][k], models[1][k]) for k in models[0])
+
+
+def test_the_stratify_warmup_trains_the_same_with_and_without_prefetch(tmp_path):
+    import numpy as np
+
+    from tests.stratify.test_cli import TINY as STRATIFY
+
+    for prefetch in ("false", "true"):
+        argv = ["stratify", *STRATIFY, "evaluate.baselines=false", "decoder.epochs=1"]
+        assert main([*argv, "--out", str(tmp_path / prefetch), f"run.prefetch={prefetch}"]) == 0
+    done = [
+        json.loads((tmp_path / p / "warmup" / "done.json").read_text()) for p in ("false", "true")
+    ]
+    assert done[0]["loss"] == done[1]["loss"]
+    latents = [np.load(tmp_path / p / "embed" / "latents.npy") for p in ("false", "true")]
+    assert np.array_equal(latents[0], latents[1])

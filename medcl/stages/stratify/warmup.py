@@ -63,13 +63,16 @@ def train_warmup(cfg, run, x: torch.Tensor, fabric, fingerprint: str | None = No
     bs = min(w.batch_size, len(x))
     steps = max(1, len(x) // bs)
 
-    def step_loss(idx: np.ndarray, net: torch.nn.Module) -> torch.Tensor:
+    @torch.no_grad()
+    def prepare(idx: np.ndarray) -> torch.Tensor:
+        # the step's only random draws, so run.prefetch may run it ahead (train_loop)
         xb = x[torch.from_numpy(idx)].to(device)
-        with torch.no_grad():
-            v = torch.cat([views(xb), views(xb)]).clamp_(0, 1)
-            v = v.contiguous(memory_format=torch.channels_last)
+        v = torch.cat([views(xb), views(xb)]).clamp_(0, 1)
+        return v.contiguous(memory_format=torch.channels_last)
+
+    def step_loss(v: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
         h, z, rec = net(v)
-        b = len(idx)
+        b = len(v) // 2
         nt_xent = cluster_contrastive_loss(
             torch.stack([z[:b], z[b:]], 1), None, w.temperature, "supcon"
         )
@@ -96,6 +99,8 @@ def train_warmup(cfg, run, x: torch.Tensor, fabric, fingerprint: str | None = No
         lr_fn=lr_fn,
         fingerprint=fingerprint,
         lr_key="warmup.peak_lr",
+        prepare=prepare,
+        prefetch=cfg.run.prefetch,
     )
     return model.eval(), history
 
