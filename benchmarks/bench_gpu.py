@@ -6,9 +6,11 @@ Usage (on a machine with a CUDA GPU; about 3 minutes on one H200)::
     python benchmarks/bench_gpu.py [--out runs/bench-gpu] [--size 192] [--batch 64]
 
 1. ``benchmarks/bench_step.py --device cuda --precision bf16-mixed --size 192 --batch 64
-   --sync-check --channels-last``: each pretraining method's step and a fine-tuning step,
-   images/s of the whole step and of the raw model step on ready tensors, their ratio, and
-   the implicit host-device synchronisations one whole step makes (0 expected).
+   --sync-check --channels-last --repeats 8``: each pretraining method's step and a
+   fine-tuning step, images/s of the whole step (inline, and with the batch assembled ahead
+   on a worker thread as ``run.prefetch`` does) and of the raw model step on ready tensors,
+   their ratios, and the implicit host-device synchronisations one whole step makes (0
+   expected).
 2. The same at ``--precision 32-true``, so that bf16-mixed's gain is a ratio from one run.
 3. ``medcl demo --quick run.device=cuda run.precision=bf16-mixed``: the quick demo
    (features, clustering, pretraining, fine-tuning, report) end to end on the device, timed.
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/bench-gpu")
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=8)  # rounds of 4 steps, 3 ways
     a = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print(

@@ -245,19 +245,6 @@ def test_cluster_latents_finds_blobs_with_either_method(method):
     assert adjusted_rand_score(truth, labels) == pytest.approx(1.0)
 
 
-def test_silhouette_curve_by_hand():
-    """Two groups of duplicate directions: at k = 2 every point has a = 0 and b = 1 (cosine
-    distance of orthogonal vectors), so s = 1; at k = 3 one group is split into two
-    singletons, whose silhouette is 0 by definition, so the mean is (1 + 1 + 0 + 0) / 4."""
-    from medcl.stages.stratify import silhouette_curve
-
-    z = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
-    parts = {2: np.array([0, 0, 1, 1]), 3: np.array([0, 0, 1, 2]), 4: np.arange(4)}
-    assert silhouette_curve(z, parts.__getitem__, [2, 3, 4], seed=0) == pytest.approx(
-        [1.0, 0.5, -1.0]
-    )
-
-
 def test_silhouette_rule_finds_ten_groups_where_the_elbow_says_nine():
     """Ten well separated Gaussian blobs: the knee of the within-cluster distance curve over
     k = 2..20 lies at 9 (the chord from k = 2 pulls it below the true number, as on the MNIST

@@ -25,7 +25,6 @@ from medcl.stages.stratify.clustering import (
     K_RULES,
     cluster_latents,
     k_by_rule,
-    silhouette_curve,
     update_prototypes,
 )
 from medcl.stages.stratify.decoder import residual_and_assignment
@@ -47,6 +46,5 @@ __all__ = [
     "load_stratify_data",
     "residual_and_assignment",
     "run_stratify",
-    "silhouette_curve",
     "update_prototypes",
 ]

@@ -22,6 +22,7 @@ from medcl.cluster import (
     WardClustering,
     choose_k,
     knee_point,
+    silhouette_curve,
     within_cluster_distance,
 )
 from medcl.rundir import atomic_save_npy, say
@@ -73,31 +74,6 @@ def partition(z: np.ndarray, method: str, k: int, seed: int, ward=None) -> np.nd
     return KMeansClustering(k, random_state=seed, n_init=5).fit(z).labels_
 
 
-def silhouette_curve(
-    z: np.ndarray, labels_for_k, ks: list[int], seed: int, max_points: int = 5000
-) -> list[float]:
-    """Mean cosine silhouette of the partition ``labels_for_k(k)`` for every ``k`` in ``ks``.
-
-    Above ``max_points`` latents the silhouette is estimated on a seeded sample of that size
-    (it needs all pairwise distances). A partition with a single group scores -1.
-    """
-    from sklearn.metrics import silhouette_score
-
-    sample = min(max_points, len(z)) if len(z) > max_points else None
-    out = []
-    for k in ks:
-        labels = labels_for_k(k)
-        ok = 1 < len(np.unique(labels)) < len(z)
-        out.append(
-            float(
-                silhouette_score(z, labels, metric="cosine", sample_size=sample, random_state=seed)
-            )
-            if ok
-            else -1.0
-        )
-    return out
-
-
 def _elbow_rule(info: dict, labels_for: Callable[[int], np.ndarray], z, seed: int) -> int:
     """The paper's rule: the knee of the within-cluster distance curve."""
     return info["elbow_k"]
@@ -106,7 +82,7 @@ def _elbow_rule(info: dict, labels_for: Callable[[int], np.ndarray], z, seed: in
 def _silhouette_rule(info: dict, labels_for: Callable[[int], np.ndarray], z, seed: int) -> int:
     """The k whose partition has the highest mean cosine silhouette (Rousseeuw 1987)."""
     ks = info["k_values"]
-    info["silhouette"] = silhouette_curve(z, labels_for, ks, seed)
+    info["silhouette"] = silhouette_curve(z, {k: labels_for(k) for k in ks}, seed=seed).tolist()
     info["silhouette_k"] = ks[int(np.argmax(info["silhouette"]))]
     return info["silhouette_k"]
 
