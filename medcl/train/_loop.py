@@ -142,8 +142,7 @@ def train_loop(
     with an ``lr_scale`` entry trains at that multiple of the schedule's rate.
     ``stats``, if given, is filled with ``steps``, ``items`` (images over all processes),
     ``step_seconds`` (batch assembly or the wait for it, forward, backward and optimiser step
-    only) and
-    ``seconds`` (the whole loop, validation and checkpoints included), counted over every
+    only) and ``seconds`` (the whole loop, validation and checkpoints included), counted over every
     invocation of a resumed run, and ``images_per_s`` = items / step_seconds.
     Without a terminal the progress bar is off, so a line goes to stderr at most every
     ``progress_every`` seconds (and after the last epoch) instead: long stages show life in
