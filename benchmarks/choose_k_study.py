@@ -6,6 +6,7 @@ scenarios imitate L2-normalised latents: groups on the unit sphere in 32-d, with
 sizes, spreads, unbalanced classes, a close pair, curved groups, and no structure at all.
 
     OMP_NUM_THREADS=1 nice -n 19 python benchmarks/choose_k_study.py [--seeds 0 1 2]
+        [--rules stability eigengap] [--stability mean_jaccard@0.9/16 worst_jaccard@0.6/16]
 """
 
 from __future__ import annotations
@@ -90,15 +91,40 @@ def scenarios(seed: int):
 RULES = ("elbow", "silhouette", "silhouette_tol", "eigengap", "stability")
 
 
+def _columns(rules, stability_specs) -> dict[str, dict]:
+    """Column name -> choose_k keyword arguments: each rule with its defaults, then each
+    stability variant ``SCORE@THRESHOLD/N_RESAMPLES`` (e.g. ``mean_jaccard@0.9/16``)."""
+    cols = {r: {"rule": r} for r in rules}
+    for spec in stability_specs:
+        score, rest = spec.split("@")
+        threshold, n_resamples = rest.split("/")
+        cols[spec] = {
+            "rule": "stability",
+            "score": score,
+            "threshold": float(threshold),
+            "n_resamples": int(n_resamples),
+        }
+    return cols
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--method", default="spectral")
     parser.add_argument("--only", nargs="*", help="run only scenarios whose name starts so")
+    parser.add_argument("--rules", nargs="*", default=list(RULES), help="choose_k rules")
+    parser.add_argument(
+        "--stability",
+        nargs="*",
+        default=[],
+        metavar="SCORE@THRESHOLD/N",
+        help="stability variants to add, e.g. mean_jaccard@0.9/16",
+    )
     args = parser.parse_args()
+    cols = _columns(args.rules, args.stability)
     print(f"method={args.method}; k searched 2..20; cell = chosen k (* = right)")
-    print(f"{'scenario':26s} seed " + " ".join(f"{r:>15s}" for r in RULES) + "  plausible")
-    right = {r: 0 for r in RULES}
+    print(f"{'scenario':26s} seed " + " ".join(f"{r:>20s}" for r in cols) + "  plausible")
+    right = {r: 0 for r in cols}
     total = 0
     t0 = time.time()
     for seed in args.seeds:
@@ -108,17 +134,18 @@ def main() -> None:
             total += 1
             accept = k_true if isinstance(k_true, tuple) else (k_true,)
             cells, plausible = [], ""
-            for r in RULES:
-                c = choose_k(x, range(2, 21), method=args.method, rule=r, seed=seed)
-                ok = c.k in accept or (k_true == 1 and r == "stability" and not c.confident)
-                right[r] += ok
+            for col, kw in cols.items():
+                c = choose_k(x, range(2, 21), method=args.method, seed=seed, **kw)
+                stab = kw["rule"] == "stability"
+                ok = c.k in accept or (k_true == 1 and stab and not c.confident)
+                right[col] += ok
                 mark = "*" if ok else " "
                 extra = "" if c.confident else "?"
-                cells.append(f"{c.k:>13d}{extra:1s}{mark}")
-                if r == "stability":
+                cells.append(f"{c.k:>18d}{extra:1s}{mark}")
+                if stab and not plausible:
                     plausible = f"{c.plausible[0]}..{c.plausible[-1]}" if c.confident else "none"
             print(f"{name:26s} {seed:4d} " + " ".join(cells) + f"  {plausible}", flush=True)
-    print(f"{'right':31s} " + " ".join(f"{right[r]:>12d}/{total:<2d}" for r in RULES))
+    print(f"{'right':31s} " + " ".join(f"{right[r]:>17d}/{total:<2d}" for r in cols))
     print(f"({time.time() - t0:.0f} s; '?' = stability found no k it trusts)")
 
 

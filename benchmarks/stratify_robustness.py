@@ -67,6 +67,7 @@ def _run(config: str, overrides: list[str], out: Path) -> dict:
         "majority mapping": _accuracy(metrics, "majority mapping"),
         "kNN": _accuracy(metrics, "kNN"),
         "linear probe": _accuracy(metrics, "linear probe"),
+        "supervised CNN": _accuracy(metrics, "supervised CNN"),  # evaluate.baselines=true
         "nmi": (metrics.get("cluster") or {}).get("nmi"),
         "wall_s": round(time.perf_counter() - t0, 1),
         "pipeline_s": metrics["seconds"].get("total"),
@@ -89,14 +90,17 @@ def _copy_upstream(src: Path, dst: Path) -> None:
 def table(rows: list[dict]) -> str:
     """The runs as a markdown table, then the worst variant of every rule against the goals."""
     out = [
-        "| variant | k rule | train / eval | k | majority mapping | kNN | linear | wall |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | k rule | train / eval | k | majority mapping | kNN | linear "
+        "| supervised CNN | wall |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        sup = r.get("supervised CNN")
         out.append(
             f"| {r['variant']} | {r['k_rule']} | {r['n_train']} / {r['n_eval']} "
             f"({r['eval_split']}) | {r['k']} | {r['majority mapping']:.3f} | {r['kNN']:.3f} | "
-            f"{r['linear probe']:.3f} | {r['wall_s'] / 60:.1f} min |"
+            f"{r['linear probe']:.3f} | {'-' if sup is None else f'{sup:.3f}'} | "
+            f"{r['wall_s'] / 60:.1f} min |"
         )
     out.append("")
     for rule in dict.fromkeys(r["k_rule"] for r in rows):

@@ -151,6 +151,19 @@ class StratifyClusterConfig(KRangeSection):
         "largest gap of the neighbourhood graph's spectrum (eigengap)",
     )
     k_max: int = Field(20, ge=2)
+    stability_threshold: float = Field(
+        0.68,
+        gt=0,
+        le=1,
+        description="k_rule=stability: a cluster counts as found again when its best-match "
+        "Jaccard on another subsample reaches this (median over pairs of subsamples)",
+    )
+    stability_resamples: int = Field(
+        16,
+        ge=2,
+        description="k_rule=stability: random subsamples of 80 percent of the training "
+        "latents, each partitioned for every k",
+    )
     normalize: bool = Field(True, description="cluster L2-normalised latents (cosine geometry)")
     temperature: float = Field(0.1, gt=0, description="soft assignment softmax temperature")
 

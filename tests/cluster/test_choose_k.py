@@ -275,3 +275,22 @@ def test_stability_reports_the_eigengap_as_evidence():
     gaps = choose_k(x, range(2, 9), rule="eigengap")
     assert c.curves["eigengap"] == gaps.curves["eigengap"] and gaps.k == c.k == 5
     assert len(gaps.curves["eigenvalues"]) == 9
+
+
+def test_default_threshold_lies_between_a_random_cut_and_a_close_pair():
+    """Why stability's defaults are 0.68 over 16 subsamples, on points whose k is known.
+
+    Five unequal blobs: k = 6 cuts the largest in two, and that cut is found again with
+    worst-cluster Jaccard 0.65, below the threshold, so k = 5. Ten blobs, two of them 0.28 rad
+    apart: the pair told apart (k = 10) is found again at about 0.73, so Hennig's 0.75 over
+    8 subsamples (the earlier default) merges them on half of the seeds; the defaults keep
+    them apart on 5 of 6."""
+    x, _ = sphere_blobs([40, 60, 80, 100, 120], 1.0, seed=6)
+    cut = stability_curve(x, [5, 6])
+    assert cut[0] == 1.0 and 0.6 < cut[1] < 0.68
+    assert choose_k(x, range(2, 9)).k == 5
+    x, _ = sphere_blobs([100] * 10, seed=4, close=0.28)
+    old = [choose_k(x, KS, seed=s, threshold=0.75, n_resamples=8).k for s in range(6)]
+    new = [choose_k(x, KS, seed=s).k for s in range(6)]
+    assert old.count(10) == 3 and old.count(9) == 3
+    assert new.count(10) == 5

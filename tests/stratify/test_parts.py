@@ -334,3 +334,31 @@ def test_stability_rule_in_stratify_separates_the_close_pair_the_silhouette_merg
     assert k == 10 and info["stability_k"] == 10 and info["stability_confident"]
     assert 10 in info["stability_plausible"] and len(info["stability"]) == 19
     assert adjusted_rand_score(truth, labels) > 0.98
+
+
+def test_stability_settings_of_the_config_reach_choose_k():
+    """``cluster.stability_threshold`` and ``cluster.stability_resamples`` are what the
+    clustering stage passes to :func:`medcl.cluster.choose_k`: the stage's curve and k are
+    choose_k's with those settings, and differ from the defaults' curve."""
+    import sys
+    from pathlib import Path
+
+    from medcl.cluster import choose_k
+    from medcl.stages.stratify import cluster_latents
+    from medcl.stratify_config import load_stratify_config
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
+    from test_choose_k import SCENARIOS
+
+    z, _ = SCENARIOS["sizes 4x"]()
+    overrides = ["cluster.method=spectral", "cluster.k_rule=stability", "cluster.k_max=12"]
+    cfg = load_stratify_config(
+        None, [*overrides, "cluster.stability_threshold=0.99", "cluster.stability_resamples=4"]
+    )
+    _, k, info = cluster_latents(z, cfg)
+    ks = info["k_values"]
+    ref = choose_k(z, ks, method="spectral", seed=0, threshold=0.99, n_resamples=4)
+    assert k == ref.k and info["stability"] == ref.curves["stability"]
+    assert info["stability_plausible"] == ref.plausible
+    default = choose_k(z, ks, method="spectral", seed=0)
+    assert info["stability"] != default.curves["stability"]  # 4 subsamples, not 16

@@ -87,12 +87,13 @@ def _silhouette_rule(info: dict, labels_for: Callable[[int], np.ndarray], z, see
     return info["silhouette_k"]
 
 
-def _choose_k_rule(name: str, method: str) -> Callable[..., int]:
+def _choose_k_rule(name: str, method: str, settings: dict) -> Callable[..., int]:
     """A rule of :func:`medcl.cluster.choose_k` (``stability``, ``eigengap``) over the same
-    k range and partition method; its curves, plausible k and confidence go to ``info``."""
+    k range and partition method, with the rule's ``settings`` (choose_k keyword arguments);
+    its curves, plausible k and confidence go to ``info``."""
 
     def rule(info: dict, labels_for: Callable[[int], np.ndarray], z, seed: int) -> int:
-        choice = choose_k(z, info["k_values"], method=method, rule=name, seed=seed)
+        choice = choose_k(z, info["k_values"], method=method, rule=name, seed=seed, **settings)
         info.update(choice.curves)  # e.g. "stability" and "eigengap", each over k_values
         info[f"{name}_k"] = choice.k
         info[f"{name}_plausible"] = choice.plausible
@@ -108,11 +109,21 @@ def _choose_k_rule(name: str, method: str) -> Callable[..., int]:
     return rule
 
 
-def rule_for(k_rule: str, method: str) -> Callable[..., int]:
+def rule_for(k_rule: str, method: str, settings: dict | None = None) -> Callable[..., int]:
     """The rule ``cluster.k_rule`` names: rule(info, labels_for, z, seed) -> k."""
     if k_rule in K_RULES:
         return K_RULES[k_rule]
-    return _choose_k_rule(k_rule, method)
+    return _choose_k_rule(k_rule, method, settings or {})
+
+
+def rule_settings(cluster) -> dict:
+    """The ``choose_k`` keyword arguments that ``cluster.k_rule`` takes from the config."""
+    if cluster.k_rule == "stability":
+        return {
+            "threshold": cluster.stability_threshold,
+            "n_resamples": cluster.stability_resamples,
+        }
+    return {}
 
 
 # cluster.k_rule -> rule(info, labels_for, z, seed) -> k; a rule may add its curve to info.
@@ -127,9 +138,10 @@ def k_by_rule(
     z,
     seed: int,
     method: str = "spectral",
+    settings: dict | None = None,
 ) -> int:
     """k by ``cluster.k_rule`` from ``info`` (``k_values``, ``curve``, ``elbow_k``)."""
-    return int(rule_for(rule, method)(info, labels_for, z, seed))
+    return int(rule_for(rule, method, settings)(info, labels_for, z, seed))
 
 
 def cluster_latents(z: np.ndarray, cfg) -> tuple[np.ndarray, int, dict]:
@@ -176,7 +188,7 @@ def cluster_latents(z: np.ndarray, cfg) -> tuple[np.ndarray, int, dict]:
         cache[k_] = partition(z, c.method, k_, seed, ward)
         return cache[k_]
 
-    chosen = k_by_rule(c.k_rule, info, labels_for, z, seed, c.method)
+    chosen = k_by_rule(c.k_rule, info, labels_for, z, seed, c.method, rule_settings(c))
     k = c.k or chosen
     if k in cache:
         return cache[k], int(k), info
