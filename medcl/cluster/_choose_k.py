@@ -36,12 +36,13 @@ The curves:
   and synthetic points (``benchmarks/k_rule_study.py``: ten warm-ups of ``medcl stratify`` on
   validation resamples of the digits, each curve drawn six ways). There the curve of a good
   k hovers at 0.7-0.85 (two close digits told apart, or a spare cluster, are found again less
-  well than a clean blob), and past the last good k it falls to 0.2-0.56. Hennig's 0.75 sat
-  inside the first band: one draw of 8 subsamples put a good k at 0.70 and the rule fell back
-  to a k that merged two digits. Every threshold from 0.56 to 0.70 gave the same worst case
-  over all sixty curves (to 0.71 over the draws of 16 or 32 subsamples). On synthetic blobs a
-  blob cut in two at random can reach 0.65 (``tests/cluster``). 0.68 lies between the two;
-  16 subsamples (120 pairs) replace 8 (28 pairs): the bad draw was one of 8.
+  well than a clean blob), and past the last good k it falls to 0.2-0.65 (0.57 at most with
+  16 or more subsamples). Hennig's 0.75 sat inside the first band: one draw of 8 subsamples
+  put a good k at 0.70 and the rule fell back to a k that merged two digits. Every threshold
+  from 0.56 to 0.70 gave the same worst case over all sixty curves (up to 0.71 over the
+  draws of 16 or 32 subsamples). On synthetic blobs a blob cut in two at random can reach
+  0.65 (``tests/cluster``). 0.68 lies between 0.65 and 0.70, and 16 subsamples (120 pairs)
+  replace 8 (28 pairs): the bad draw was one of 8.
 """
 
 from __future__ import annotations
