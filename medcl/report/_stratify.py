@@ -112,8 +112,10 @@ def elbow_plot(info: dict):
         if k is not None:
             ax.axvline(k, color="C3", ls="--", label=f"{name} k = {k}")
             ax.legend()
-        if name == "stability":
-            ax.axhline(0.75, color="0.6", lw=0.8)  # Hennig's "valid cluster" threshold
+        if name == "stability":  # the rule's threshold (runs from before it was kept: 0.75)
+            t = info.get("stability_threshold", 0.75)
+            ax.axhline(t, color="0.6", lw=0.8, label=f"threshold {t:g}")
+            ax.legend()
         ax.set_xlabel("k")
         ax.set_ylabel(_RULE_CURVES[name])
     for a in axes[0]:

@@ -360,5 +360,24 @@ def test_stability_settings_of_the_config_reach_choose_k():
     ref = choose_k(z, ks, method="spectral", seed=0, threshold=0.99, n_resamples=4)
     assert k == ref.k and info["stability"] == ref.curves["stability"]
     assert info["stability_plausible"] == ref.plausible
+    assert info["stability_threshold"] == 0.99  # the line the report's k panel draws
     default = choose_k(z, ks, method="spectral", seed=0)
     assert info["stability"] != default.curves["stability"]  # 4 subsamples, not 16
+
+
+def test_k_panel_draws_the_runs_own_stability_threshold():
+    """The report's stability panel marks the threshold the run used (recorded in
+    cluster.json), and 0.75 for a run directory from before it was recorded."""
+    from medcl.report._stratify import elbow_plot
+
+    ks = [2, 3, 4]
+    info = {"k_values": ks, "curve": [3.0, 2.0, 1.5], "elbow_k": 3}
+    info |= {"stability": [0.9, 0.8, 0.3], "stability_k": 3}
+
+    def line_at(info):
+        fig = elbow_plot(info)
+        flat = [ln for ln in fig.axes[1].lines if len(set(ln.get_ydata())) == 1]
+        return {float(ln.get_ydata()[0]) for ln in flat}
+
+    assert line_at({**info, "stability_threshold": 0.68}) == {0.68}
+    assert line_at(info) == {0.75}

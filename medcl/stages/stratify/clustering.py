@@ -98,6 +98,8 @@ def _choose_k_rule(name: str, method: str, settings: dict) -> Callable[..., int]
         info[f"{name}_k"] = choice.k
         info[f"{name}_plausible"] = choice.plausible
         info[f"{name}_confident"] = choice.confident
+        if "threshold" in settings:  # the line the report draws on the curve
+            info[f"{name}_threshold"] = settings["threshold"]
         if not choice.confident:
             say(
                 f"cluster: no k in {info['k_values'][0]}..{info['k_values'][-1]} is stable "
