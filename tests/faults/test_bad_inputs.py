@@ -558,6 +558,11 @@ CASES = [
     Case("stratify-crop-scale", _strat("warmup.crop_scale=[1.5,0.2]"), ("warmup.crop_scale",)),
     Case("stratify-blur-sigma", _strat("warmup.blur_sigma=[-1,2]"), ("warmup.blur_sigma",)),
     Case("stratify-k-too-large", _strat("cluster.k=5000"), ("cluster.k=5000",)),
+    Case(
+        "stratify-spectral-k-all",  # spectral clustering needs k <= n - 1
+        _strat("cluster.method=spectral", "cluster.k=160"),
+        ("cluster.k=160", "cluster.method=spectral"),
+    ),
     Case("stratify-k-min", _strat("cluster.k_min=500", "cluster.k_max=600"), ("cluster.k_min",)),
     Case(
         "stratify-yaml-run-scalar",

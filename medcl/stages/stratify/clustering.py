@@ -22,6 +22,7 @@ from medcl.cluster import (
     WardClustering,
     choose_k,
     knee_point,
+    partitions,
     silhouette_curve,
     within_cluster_distance,
 )
@@ -52,25 +53,14 @@ def update_prototypes(h: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def partition(z: np.ndarray, method: str, k: int, seed: int, ward=None) -> np.ndarray:
     """Labels of ``z`` in ``k`` groups by ``method``; ``ward``: the Ward tree fitted on ``z``
-    (method ``ward`` cuts it)."""
+    (method ``ward`` cuts it). ``spectral`` and ``kmeans`` are the partitions of
+    :func:`medcl.cluster.partitions`, which the stability rule scores: spectral is
+    scikit-learn's spectral clustering of the 10-nearest-neighbour graph (``cluster_qr``),
+    from one eigendecomposition."""
     if method == "ward":
         return ward.labels_for(k)
-    if method == "spectral":
-        import warnings
-
-        from sklearn.cluster import SpectralClustering
-
-        with warnings.catch_warnings():
-            # a 10-NN graph in pieces means well-separated groups, not a fault: scikit-learn
-            # warns once per k, dozens of lines per run
-            warnings.filterwarnings("ignore", "Graph is not fully connected")
-            return SpectralClustering(
-                k,
-                affinity="nearest_neighbors",
-                n_neighbors=min(10, len(z) - 1),
-                assign_labels="cluster_qr",
-                random_state=seed,
-            ).fit_predict(z)
+    if method == "spectral":  # k <= len(z) - 1: checked when the data are loaded
+        return partitions(z, [k], "spectral", seed=seed)[k]
     return KMeansClustering(k, random_state=seed, n_init=5).fit(z).labels_
 
 
