@@ -442,7 +442,7 @@ def load_dsb2018_folder(
         pairs += [(m, None) for m in sorted((case / "masks").glob("*.png"))]
     settings = {"layout": "dsb2018", "version": 1, "image_size": list(size)}
     return decode_cached(
-        lambda: _imageset(prepare_dsb2018(folder, size), size), pairs, settings, cache_dir
+        lambda to_file: _imageset(prepare_dsb2018(folder, size), size), pairs, settings, cache_dir
     )
 
 

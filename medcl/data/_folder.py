@@ -112,6 +112,7 @@ from medcl.data._readers import (
     reader_for,
 )
 from medcl.data._stored import (
+    PackedFile,
     SparseMasks,
     StoredImages,
     compact_images,
@@ -211,7 +212,7 @@ def load_folder(
         **_store_setting(store),
     }
     imageset = decode_cached(
-        lambda: _decode(
+        lambda to_file: _decode(
             pairs,
             values,
             class_names,
@@ -223,6 +224,7 @@ def load_folder(
             spec,
             workers,
             store=store,
+            to_file=to_file,
         ),
         pairs,
         settings,
@@ -268,28 +270,33 @@ def _say_unreadable(skipped: list[tuple[str, str]], total: int, root: Path) -> N
 
 
 def decode_cached(
-    decode: Callable[[], ImageSet],
+    decode: Callable[[Path | None], ImageSet],
     pairs: list[tuple[Path, Path | None]],
     settings: dict[str, Any],
     cache_dir: str | os.PathLike | None,
     mmap_threshold: int = MMAP_THRESHOLD,
 ) -> ImageSet:
-    """``decode()``, or its result cached under ``cache_dir`` for these files and settings.
+    """``decode(to_file)``, or its result cached under ``cache_dir`` for these files and
+    settings.
 
     Shared by every loader that reads files (:func:`load_folder`, the ISIC 2017 and MMWHS
     layouts); ``settings`` must name everything besides the files that changes the result.
-    The cache holds no split, so loaders set ``split`` after this call.
+    The cache holds no split, so loaders set ``split`` after this call. ``to_file`` is a
+    fresh ``.npy`` path in the cache folder (None without a cache) that ``decode`` may write
+    the images to as it goes (:func:`_decode`); the entry then takes that file as it is.
     """
     cache = _Cache(cache_dir, pairs, settings, mmap_threshold) if cache_dir is not None else None
-    if cache is not None:
-        cached = cache.load()
-        if cached is not None:
-            return cached
-    imageset = decode()
-    if cache is not None:
+    if cache is None:
+        return decode(None)
+    cached = cache.load()
+    if cached is not None:
+        return cached
+    to_file = cache.scratch("images.npy")
+    try:
         # read back memory-mapped: the decoded arrays are freed, as at a later load
-        return cache.save(imageset)
-    return imageset
+        return cache.save(decode(to_file), written=to_file)
+    finally:
+        to_file.unlink(missing_ok=True)  # taken by the entry, or left by a failed decode
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -848,12 +855,17 @@ def _decode(
     workers: int | None = None,
     pack: bool = True,
     store: str = "exact",
+    to_file: Path | None = None,
 ) -> ImageSet:
     """Decode ``pairs``; ``intensity`` None: each reader's own scaling (the ISIC layout).
 
     The images come back compact (:mod:`medcl.data._stored`): each file is packed as soon as
     it is decoded, so decoding never holds the collection as float32 unless its values need
     it. ``workers`` processes decode the files (default :func:`decode_workers`; 1: no pool).
+    ``to_file`` (a ``.npy`` path, given by :func:`decode_cached`): each packed file is
+    written there as it arrives (:class:`~medcl.data._stored.PackedFile`), and the images
+    come back memory-mapped from it, so decoding holds one file's pixels, not the collection.
+    Images scaled by data-set percentiles, or of mixed depths, are held in memory as before.
     """
     images: list[np.ndarray] = []
     deferred: list[tuple[int, ImageReader, dict]] = []  # scaled by data-set percentiles
@@ -881,45 +893,65 @@ def _decode(
     )
     few = len(units) < POOL_MIN_FILES  # starting processes would cost more than it saves
     n_workers = 1 if few else min(decode_workers(workers), len(units))
+    stream = PackedFile(to_file) if to_file is not None and pack else None
+    held = 0 if stream is not None else 2  # copies of the set in memory: the parts and the join
     # Before any file is decoded: a file is resized at the target size in float32 before it
     # is packed, in each worker at once, and the set cannot take less than one 8-bit channel
     # per image; the exact check follows once the first file says its depth and channels.
     check_fits(
-        2 * image_set_bytes(len(pairs), 1, size, 1, 0)
+        held * image_set_bytes(len(pairs), 1, size, 1, 0)
         + n_workers * image_set_bytes(1, 4, size, 4, 8),
         f"Decoding {len(pairs)} image files at data.image_size={list(size)}",
         "lower data.image_size, or use fewer images",
     )
-    for unit in _units_decoded(recipe, units, n_workers):
-        skipped += unit.skipped
-        not_images += unit.not_images
-        little += unit.little
-        if unit.images is None:
-            continue
-        if not images:  # the decoded set and its concatenation, before they are allocated
-            total = len(pairs) * max(1, unit.images.shape[0] // unit.files)  # slices per file
-            check_fits(
-                2
-                * image_set_bytes(total, int(unit.images.shape[1]), size, unit.images.itemsize, 1),
-                f"Decoding {total} images at data.image_size={list(size)}",
-                "lower data.image_size, or use fewer images",
-            )
-        if unit.deferred is not None:
-            assert unit.first_path is not None
-            deferred.append((len(images), reader_for(unit.first_path), unit.deferred))
-        images.append(unit.images)
-        masks += unit.masks
-        has_mask += unit.has_mask
-        ids += unit.ids
-        volume_ids += unit.volume_ids
-        positions += unit.positions
-        found |= unit.found
-    if not_images and not images and not skipped:
+    first = True
+    try:
+        for unit in _units_decoded(recipe, units, n_workers):
+            skipped += unit.skipped
+            not_images += unit.not_images
+            little += unit.little
+            if unit.images is None:
+                continue
+            if first:  # the decoded set (and its concatenation), before they are allocated
+                first = False
+                total = len(pairs) * max(1, unit.images.shape[0] // unit.files)  # per file
+                c, itemsize = int(unit.images.shape[1]), unit.images.itemsize
+                check_fits(
+                    held * image_set_bytes(total, c, size, itemsize, 0)
+                    + 2 * image_set_bytes(total, 0, size, 0, 1),  # masks: at most one each
+                    f"Decoding {total} images at data.image_size={list(size)}",
+                    "lower data.image_size, or use fewer images",
+                )
+            if stream is not None and (unit.deferred is not None or not stream.add(unit.images)):
+                # scaled at the end, or of another depth: the rest is joined in memory
+                images, stream = stream.take_back(), None
+            if stream is None:
+                if unit.deferred is not None:
+                    assert unit.first_path is not None
+                    deferred.append((len(images), reader_for(unit.first_path), unit.deferred))
+                images.append(unit.images)
+            masks += unit.masks
+            has_mask += unit.has_mask
+            ids += unit.ids
+            volume_ids += unit.volume_ids
+            positions += unit.positions
+            found |= unit.found
+    except BaseException:
+        if stream is not None:
+            stream.take_back()  # closes and removes the partial file
+        raise
+    if stream is not None and stream.rows == 0:  # nothing decoded: no file left behind
+        stream.take_back()
+        stream = None
+    decoded = stream is not None
+    if not_images and not images and not decoded and not skipped:
         raise MedclError(
             f"None of the {len(pairs)} files in '{pairs[0][0].parent}' holds an image: "
             f"{_unreadable_list(not_images, 5)}; give data.images a folder of images."
         )
-    if skipped and (on_unreadable == "error" or not images):
+    if skipped and (on_unreadable == "error" or not (images or decoded)):
+        if stream is not None:
+            stream.take_back()
         raise MedclError(_unreadable_message(skipped, len(pairs), pairs[0][0].parent))
     if deferred:
         assert intensity is not None
@@ -941,7 +973,7 @@ def _decode(
     else:
         stored = np.zeros((0, h, w), dtype=np.uint8)
     return ImageSet(
-        images=StoredImages(join_packed(images)),
+        images=StoredImages(stream.finish() if stream is not None else join_packed(images)),
         masks=SparseMasks(stored, rows),
         has_mask=flags,
         ids=np.array(ids, dtype=object),
@@ -1219,13 +1251,41 @@ class _Cache:
             return np.load(path, mmap_mode="r")
         return np.load(path)
 
-    def save(self, imageset: ImageSet) -> ImageSet:
-        """Write ``imageset`` compactly; returns it as read back from the entry (mapped)."""
-        images = compact_images(imageset.images)
-        masks = compact_masks(imageset.masks, imageset.has_mask)
+    def scratch(self, part: str) -> Path:
+        """A new file name in the cache folder (made if needed) for ``part`` while it is
+        written; :meth:`save` with ``written`` takes it into the entry."""
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._write(self._path("images.npy"), lambda f: np.save(f, images.raw))
+        except OSError as exc:  # the folder itself cannot be made: before any decoding
+            from medcl.rundir import write_error
+
+            raise write_error(exc.filename or self.dir, exc) from exc
+        fd, name = tempfile.mkstemp(
+            dir=self.dir, prefix=f"{self.prefix.name}.{part}.", suffix=".tmp"
+        )
+        os.close(fd)
+        return Path(name)
+
+    def save(self, imageset: ImageSet, written: Path | None = None) -> ImageSet:
+        """Write ``imageset`` compactly; returns it as read back from the entry (mapped).
+
+        ``written``: the file (:meth:`scratch`) the decoding wrote the images to; when they
+        are that file, it is renamed into the entry instead of copied.
+        """
+        images = compact_images(imageset.images)
+        masks = compact_masks(imageset.masks, imageset.has_mask)
+        raw_file = getattr(images.raw, "filename", None)
+        on_disk = written is not None and raw_file is not None and Path(raw_file) == written
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if on_disk:
+                from medcl.rundir import usual_mode
+
+                assert written is not None
+                usual_mode(str(written))
+                os.replace(written, self._path("images.npy"))
+            else:
+                self._write(self._path("images.npy"), lambda f: np.save(f, images.raw))
             self._write(self._path("masks.npy"), lambda f: np.save(f, masks.raw))
             if imageset.instances is not None:
                 instances = imageset.instances

@@ -147,7 +147,7 @@ def load_isic2017(
         **_store_setting(store),
     }
     imageset = decode_cached(
-        lambda: _decode(
+        lambda to_file: _decode(
             pairs,
             [0, 255],
             ["background", "lesion"],
@@ -156,6 +156,7 @@ def load_isic2017(
             2,
             workers=workers,
             store=store,
+            to_file=to_file,
         ),
         pairs,
         settings,

@@ -129,7 +129,7 @@ def load_mmwhs(
         "volume_axis": volume_axis,
     }
     return decode_cached(
-        lambda: _decode_volumes(pairs, size, margin, volume_axis),
+        lambda to_file: _decode_volumes(pairs, size, margin, volume_axis),
         pairs,
         settings,
         cache_dir,

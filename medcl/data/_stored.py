@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "PackedFile",
     "SparseMasks",
     "StoredImages",
     "compact_images",
@@ -325,6 +326,90 @@ def join_packed(parts: list[Any]) -> np.ndarray:
             _return_freed_memory()
     _return_freed_memory()
     return out
+
+
+class PackedFile:
+    """Packed image parts appended to one ``.npy`` file as they are decoded, in order.
+
+    Decoding into a cache then holds one file's pixels at a time instead of the collection:
+    each part is written at the end of the file, and :meth:`finish` writes the header, whose
+    shape is known only then, over the bytes kept free for it at the start. The file is a
+    plain ``.npy`` (format 1.0), read back memory-mapped. Every part must share the first
+    one's dtype and ``(C, H, W)``: :meth:`add` refuses one that does not, and
+    :meth:`take_back` returns what was written so far as one in-memory array, so that the
+    caller can go on in memory (a collection of mixed depths is joined as float32).
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.npy"
+    >>> f = PackedFile(path)
+    >>> f.add(np.zeros((2, 1, 1, 2), np.uint8)), f.add(np.ones((1, 1, 1, 2), np.uint8))
+    (True, True)
+    >>> f.add(np.ones((1, 1, 1, 2), np.float32))
+    False
+    >>> f.finish()[:, 0, 0].tolist()
+    [[0, 0], [0, 0], [1, 1]]
+    """
+
+    HEADER_BYTES = 256  # magic, version, length and the padded dict: room for any 4-d shape
+
+    def __init__(self, path: Any) -> None:
+        from pathlib import Path
+
+        self.path = Path(path)
+        self._file: Any = open(self.path, "wb")  # noqa: SIM115 (closed by finish/take_back)
+        self._file.write(bytes(self.HEADER_BYTES))
+        self.dtype: np.dtype | None = None
+        self.tail: tuple[int, ...] = ()
+        self.rows = 0
+
+    def add(self, part: np.ndarray) -> bool:
+        """Append ``part`` (``(n, C, H, W)``); False, writing nothing, if it cannot follow."""
+        if self.dtype is None:
+            self.dtype, self.tail = part.dtype, tuple(part.shape[1:])
+        elif part.dtype != self.dtype or tuple(part.shape[1:]) != self.tail:
+            return False
+        try:
+            self._file.write(np.ascontiguousarray(part).data)
+        except OSError as exc:  # a full disk: one sentence naming the file, not a traceback
+            from medcl.rundir import write_error
+
+            raise write_error(self.path, exc) from exc
+        self.rows += len(part)
+        return True
+
+    def _header(self) -> bytes:
+        assert self.dtype is not None
+        d = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": (self.rows, *self.tail),
+        }
+        text = repr(d).encode("latin1")
+        room = self.HEADER_BYTES - 10 - 1  # magic + version + length, and the final newline
+        if len(text) > room:
+            raise ValueError(f"a .npy header of {len(text)} bytes does not fit in {room}")
+        body = text.ljust(room) + b"\n"
+        return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body
+
+    def finish(self) -> np.ndarray:
+        """The whole collection, memory-mapped from the finished file."""
+        assert self.dtype is not None, "nothing was added"
+        self._file.seek(0)
+        self._file.write(self._header())
+        self._file.close()
+        return np.load(self.path, mmap_mode="r")
+
+    def take_back(self) -> list[np.ndarray]:
+        """What was written, as one in-memory array in a list (empty if nothing was); the
+        file is removed."""
+        self._file.close()
+        out: list[np.ndarray] = []
+        if self.rows:
+            assert self.dtype is not None
+            flat = np.fromfile(self.path, dtype=self.dtype, offset=self.HEADER_BYTES)
+            out.append(flat.reshape(self.rows, *self.tail))
+        self.path.unlink(missing_ok=True)
+        return out
 
 
 def _return_freed_memory() -> None:
