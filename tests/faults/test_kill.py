@@ -85,6 +85,7 @@ def reference(kind: str, cfg: Path, tmp_path_factory) -> dict:
 
 
 KILLS = [
+    ("run", "*/cache/*.images.npy", 1),  # the images decoded to disk, renamed into the entry
     ("run", "*/cache/*.meta.json", 1),
     ("run", "*/features/checkpoint.pt", 1),
     ("run", "*/features/done.json", 1),
