@@ -34,14 +34,15 @@ import numpy as np  # noqa: E402
 from medcl._load import load_npy  # noqa: E402
 from medcl.cluster import largest_above, stability_curve  # noqa: E402
 from medcl.data import stratified_split  # noqa: E402
-from medcl.evaluate import knn_predict, majority_mapping  # noqa: E402
+from medcl.evaluate import majority_mapping  # noqa: E402
 from medcl.stages.stratify._shared import (  # noqa: E402
     LATENTS,
     eval_indices,
     latent_space,
     load_stratify_data,
 )
-from medcl.stages.stratify.clustering import partition  # noqa: E402
+from medcl.stages.stratify.clustering import partition, update_prototypes  # noqa: E402
+from medcl.stages.stratify.evaluate import assign_latents  # noqa: E402
 from medcl.stratify_config import load_stratify_config  # noqa: E402
 
 
@@ -57,11 +58,8 @@ def study_run(run: Path, draws: list[tuple[int, int]]) -> dict:
     mapping = {}
     for k in ks:
         lab = partition(z[tr], cfg.cluster.method, k, cfg.run.seed)
-        if cfg.cluster.assign == "knn":
-            te_lab = knn_predict(z[tr], lab, z[te], cfg.evaluate.knn_k)
-        else:  # the nearest prototype (cosine)
-            protos = np.stack([z[tr][lab == j].mean(0) for j in range(k)])
-            te_lab = (z[te] @ latent_space(protos, True).T).argmax(1)
+        protos = update_prototypes(z[tr], np.eye(k)[lab])  # as the clustering stage
+        te_lab, _ = assign_latents(z[te], protos, z[tr], lab, cfg)  # as the evaluation
         m = majority_mapping(lab[mapped], y_tr[mapped], k)
         mapping[k] = float((m[te_lab] == y_te).mean())
     curves = {

@@ -126,3 +126,30 @@ def test_bench_views_times_the_views_the_container_and_one_call():
 
     ms = bench_views.main(["--size", "16", "--batch", "2", "--repeats", "1"])
     assert set(ms) == {"views", "container", "one call"} and all(v > 0 for v in ms.values())
+
+
+def test_k_rule_study_scores_the_mapping_as_the_evaluation_does(tmp_path):
+    """On a finished run the study's mapping at the run's own k is the one metrics.json
+    reports, and the sweep reads each threshold's k from the curves."""
+    import json
+
+    import k_rule_study
+
+    from medcl.config import packaged_config
+    from medcl.stages.stratify import run_stratify
+    from medcl.stratify_config import load_stratify_config
+
+    tiny = ["data.max_train=120", "warmup.epochs=1", "decoder.epochs=1",
+            "evaluate.probe_epochs=2", "evaluate.baselines=false", "cluster.k_max=5",
+            "model.widths=[4,8]", "model.latent_dim=8", "model.projector=[16,8]"]  # fmt: skip
+    out = tmp_path / "run"
+    run_stratify(load_stratify_config(packaged_config("stratify-mnist"), tiny), out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    r = k_rule_study.study_run(out, [(4, 0)])
+    assert r["ks"] == [2, 3, 4, 5]
+    mapped = metrics["rows"]["majority mapping"]["accuracy"]
+    assert r["mapping"][metrics["k"]] == pytest.approx(mapped)
+    (low, high) = k_rule_study.sweep({"run": r}, [0.0, 1.01])
+    assert low["worst"] == r["mapping"][5]  # every k passes: the largest
+    curve = r["curves"]["4x0"]
+    assert high["worst"] == r["mapping"][r["ks"][curve.index(max(curve))]]  # none: argmax
