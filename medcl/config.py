@@ -206,8 +206,18 @@ class KRangeSection(_Section):
         return self
 
 
-def check_k_for(c: KRangeSection, n: int, what: str = "images") -> None:
-    """Refuse a k that ``n`` clustered items cannot give (one sentence naming the key)."""
+def check_k_for(c: KRangeSection, n: int, what: str = "images", spare: int = 0) -> None:
+    """Refuse a k that ``n`` clustered items cannot give (one sentence naming the key).
+
+    ``spare``: how many items more than k the section's ``method`` needs (spectral
+    clustering: 1, its graph has ``n`` eigenvectors and the k-th must not be the last).
+    """
+    if spare and c.k is not None and c.k > n - spare:
+        raise MedclError(
+            f"cluster.k={c.k} needs at least {c.k + spare} {what} with "
+            f"cluster.method={getattr(c, 'method', '')}, and there are {n}; choose cluster.k "
+            f"<= {n - spare} or another cluster.method."
+        )
     if c.k is not None and c.k > n:
         raise MedclError(
             f"cluster.k={c.k} is larger than the number of {what} ({n}); choose "

@@ -95,18 +95,8 @@ def load_stratify_data(cfg: StratifyConfig):
             f"data.eval_split='{cfg.data.eval_split}' holds no images; set data.val_fraction "
             "above 0 for 'val'."
         )
-    n_train = len(ds.data.indices("train"))
-    check_k_for(cfg.cluster, n_train, "training images")
-    if (
-        cfg.cluster.method == "spectral"
-        and cfg.cluster.k is not None
-        and cfg.cluster.k > n_train - 1
-    ):
-        raise MedclError(
-            f"cluster.k={cfg.cluster.k} needs at least {cfg.cluster.k + 1} training images "
-            f"with cluster.method=spectral, and there are {n_train}; choose cluster.k <= "
-            f"{n_train - 1} or another cluster.method."
-        )
+    spare = 1 if cfg.cluster.method == "spectral" else 0
+    check_k_for(cfg.cluster, len(ds.data.indices("train")), "training images", spare)
     return ds
 
 
