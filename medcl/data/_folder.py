@@ -936,23 +936,20 @@ def _decode(
             volume_ids += unit.volume_ids
             positions += unit.positions
             found |= unit.found
+        if stream is not None and stream.rows == 0:  # nothing decoded: no file left behind
+            stream.take_back()
+            stream = None
+        if not_images and not images and stream is None and not skipped:
+            raise MedclError(
+                f"None of the {len(pairs)} files in '{pairs[0][0].parent}' holds an image: "
+                f"{_unreadable_list(not_images, 5)}; give data.images a folder of images."
+            )
+        if skipped and (on_unreadable == "error" or not (images or stream is not None)):
+            raise MedclError(_unreadable_message(skipped, len(pairs), pairs[0][0].parent))
     except BaseException:
         if stream is not None:
             stream.take_back()  # closes and removes the partial file
         raise
-    if stream is not None and stream.rows == 0:  # nothing decoded: no file left behind
-        stream.take_back()
-        stream = None
-    decoded = stream is not None
-    if not_images and not images and not decoded and not skipped:
-        raise MedclError(
-            f"None of the {len(pairs)} files in '{pairs[0][0].parent}' holds an image: "
-            f"{_unreadable_list(not_images, 5)}; give data.images a folder of images."
-        )
-    if skipped and (on_unreadable == "error" or not (images or decoded)):
-        if stream is not None:
-            stream.take_back()
-        raise MedclError(_unreadable_message(skipped, len(pairs), pairs[0][0].parent))
     if deferred:
         assert intensity is not None
         values = np.concatenate([sample_values(images[i]) for i, _, _ in deferred])
