@@ -113,6 +113,15 @@ class WarmupConfig(_Section):
     crop_scale: tuple[float, float] = Field((0.5, 1.0), description="rescaled-crop area range")
     blur_sigma: tuple[float, float] = (0.1, 1.0)
     noise_std: float = Field(0.05, ge=0)
+    elastic: float = Field(
+        0.0,
+        ge=0,
+        description="strength of a random elastic warp after the rotation (kornia's alpha: "
+        "2 moves pixels by about 1.4 px on average at elastic_sigma 4); 0: none",
+    )
+    elastic_sigma: float = Field(
+        4.0, gt=0, description="smoothness of the elastic warp's displacement field, pixels"
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> WarmupConfig:

@@ -137,6 +137,9 @@ def segment_prior_deps(cfg: Config, data: ImageSet) -> Deps:
 def stratify_warmup_deps(cfg: Any, data: ImageSet) -> Deps:
     """``medcl stratify``'s warm-up (``cfg`` is a :class:`~medcl.stratify_config.StratifyConfig`)."""
     keys = config_values(cfg.model_dump(mode="json"), ["model.*", "warmup.*", "run.seed"])
+    if not cfg.warmup.elastic:  # no elastic warp: the views of the runs from before these keys
+        for key in ("warmup.elastic", "warmup.elastic_sigma"):
+            keys.pop(key)
     return Deps("stratify warm-up", keys, {"train split": split_fingerprint(data, "train")})
 
 

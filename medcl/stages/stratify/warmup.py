@@ -29,8 +29,11 @@ def make_views(cfg, image_size: tuple[int, int]) -> nn.Module:
     import kornia.augmentation as K
 
     w, p = cfg.warmup, cfg.warmup.aug_p
-    augs: list[nn.Module] = [
-        K.RandomRotation(w.rotation, p=p),
+    augs: list[nn.Module] = [K.RandomRotation(w.rotation, p=p)]
+    if w.elastic > 0:  # smooth local warps (Simard et al. 2003); none at 0, the paper's views
+        k = 2 * int(round(2 * w.elastic_sigma)) + 1
+        augs.append(K.RandomElasticTransform((k, k), (w.elastic_sigma,) * 2, (w.elastic,) * 2, p=p))
+    augs += [
         K.RandomGaussianBlur((3, 3), w.blur_sigma, p=p),
         K.RandomGaussianNoise(std=w.noise_std, p=p),
     ]
