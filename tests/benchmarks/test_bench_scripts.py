@@ -153,3 +153,32 @@ def test_k_rule_study_scores_the_mapping_as_the_evaluation_does(tmp_path):
     assert low["worst"] == r["mapping"][5]  # every k passes: the largest
     curve = r["curves"]["4x0"]
     assert high["worst"] == r["mapping"][r["ks"][curve.index(max(curve))]]  # none: argmax
+
+
+def test_compare_robustness_pairs_the_variants_both_tables_have(tmp_path, capsys):
+    import compare_robustness
+
+    head = (
+        "| variant | k rule | train / eval | k | majority mapping | kNN | linear | sup | wall |\n"
+    )
+    base = tmp_path / "base.md"
+    cand = tmp_path / "cand.md"
+    base.write_text(
+        head
+        + "| a | stability | 9 / 1 (val) | 12 | 0.950 | 0.960 | 0.940 | - | 1 min |\n"
+        + "| b | stability | 9 / 1 (val) | 12 | 0.970 | 0.980 | 0.960 | - | 1 min |\n"
+        + "| b | silhouette | 9 / 1 (val) | 10 | 0.100 | 0.980 | 0.960 | - | 1 min |\n"
+        + "| only | stability | 9 / 1 (val) | 12 | 0.5 | 0.5 | 0.5 | - | 1 min |\n"
+    )
+    cand.write_text(
+        head
+        + "| a | stability | 9 / 1 (val) | 14 | 0.960 | 0.980 | 0.940 | - | 1 min |\n"
+        + "| b | stability | 9 / 1 (val) | 14 | 0.960 | 0.990 | 0.960 | - | 1 min |\n"
+    )
+    compare_robustness.main(["--base", str(base), "--candidate", str(cand)])
+    out = capsys.readouterr().out
+    assert "mapping: differences [0.01, -0.01], mean +0.0000" in out
+    assert "kNN: differences [0.02, 0.01], mean +0.0150" in out and "worst 0.960 -> 0.980" in out
+    assert "only" not in out  # a variant on one side only is not compared
+    with pytest.raises(SystemExit):
+        compare_robustness.main(["--base", str(base), "--candidate", str(base), "--rule", "elbow"])
