@@ -156,24 +156,33 @@ def test_k_rule_study_scores_the_mapping_as_the_evaluation_does(tmp_path):
 
 
 def test_compare_robustness_pairs_the_variants_both_tables_have(tmp_path, capsys):
+    import json
+
     import compare_robustness
 
-    head = (
-        "| variant | k rule | train / eval | k | majority mapping | kNN | linear | sup | wall |\n"
-    )
-    base = tmp_path / "base.md"
-    cand = tmp_path / "cand.md"
+    def row(variant, rule, k, mapping, knn, linear):
+        return {"variant": variant, "k_rule": rule, "k": k, "majority mapping": mapping,
+                "kNN": knn, "linear probe": linear}  # fmt: skip
+
+    base = tmp_path / "base.json"
+    cand = tmp_path / "cand.json"
     base.write_text(
-        head
-        + "| a | stability | 9 / 1 (val) | 12 | 0.950 | 0.960 | 0.940 | - | 1 min |\n"
-        + "| b | stability | 9 / 1 (val) | 12 | 0.970 | 0.980 | 0.960 | - | 1 min |\n"
-        + "| b | silhouette | 9 / 1 (val) | 10 | 0.100 | 0.980 | 0.960 | - | 1 min |\n"
-        + "| only | stability | 9 / 1 (val) | 12 | 0.5 | 0.5 | 0.5 | - | 1 min |\n"
+        json.dumps(
+            [
+                row("a", "stability", 12, 0.950, 0.960, 0.940),
+                row("b", "stability", 12, 0.970, 0.980, 0.960),
+                row("b", "silhouette", 10, 0.100, 0.980, 0.960),
+                row("only", "stability", 12, 0.5, 0.5, 0.5),
+            ]
+        )
     )
     cand.write_text(
-        head
-        + "| a | stability | 9 / 1 (val) | 14 | 0.960 | 0.980 | 0.940 | - | 1 min |\n"
-        + "| b | stability | 9 / 1 (val) | 14 | 0.960 | 0.990 | 0.960 | - | 1 min |\n"
+        json.dumps(
+            [
+                row("a", "stability", 14, 0.960, 0.980, 0.940),
+                row("b", "stability", 14, 0.960, 0.990, 0.960),
+            ]
+        )
     )
     compare_robustness.main(["--base", str(base), "--candidate", str(cand)])
     out = capsys.readouterr().out
