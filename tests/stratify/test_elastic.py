@@ -65,3 +65,11 @@ def test_a_run_without_the_warp_is_reused_and_switching_it_on_retrains(tmp_path,
     assert main(["stratify", *BASE, "warmup.elastic=2", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "stratify warm-up: rerun, warmup.elastic is new; warmup.elastic_sigma is new" in err
+
+
+def test_a_bad_strength_or_smoothness_is_one_sentence_and_exit_2(tmp_path, capsys):
+    for key, value in (("warmup.elastic", "-1"), ("warmup.elastic_sigma", "0")):
+        assert main(["stratify", *BASE, f"{key}={value}", "--out", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"'{key}'" in err[0] and value in err[0], err
+    assert not (tmp_path / "r").exists()
