@@ -125,6 +125,51 @@ def atomic_savez(path: Path, **arrays: Any) -> None:
         np.savez_compressed(tmp, **arrays)
 
 
+# the distributions whose versions can move a run's numbers (environment.json)
+_DISTRIBUTIONS = (
+    "torch",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "faiss-cpu",
+    "faiss-gpu",
+    "kornia",
+    "monai",
+    "lightning-fabric",
+    "nibabel",
+    "pydicom",
+    "pillow",
+    "matplotlib",
+)
+
+
+def environment() -> dict:
+    """What ran: Python, the platform, the versions of the numeric libraries, torch's
+    threads and BLAS/backend build, so that two runs that differ can be told apart by
+    environment as well as by ``git_revision.txt`` (a reinstall alone moved the stratify
+    warm-up's numbers)."""
+    import platform
+    from importlib import metadata
+
+    versions = {}
+    for name in _DISTRIBUTIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.version.cuda,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "versions": versions,
+    }
+
+
 def git_revision() -> str:
     """The medcl source revision (with '+dirty' for local changes), or 'unknown'."""
     here = Path(__file__).resolve().parent
@@ -234,6 +279,7 @@ class RunDir:
     def save_config(self, cfg_dict: dict) -> None:
         atomic_write_text(self.file("config.yaml"), yaml.safe_dump(cfg_dict, sort_keys=False))
         atomic_write_text(self.file("git_revision.txt"), git_revision() + "\n")
+        atomic_write_text(self.file("environment.json"), json.dumps(environment(), indent=1))
 
     def load_config_dict(self) -> dict | None:
         """The saved ``config.yaml`` as a dict, None if there is none; damaged: an error."""

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import torch
 
 from medcl.cli import main
 from tests.cli.conftest import TINY
@@ -29,6 +30,7 @@ def test_run_writes_results_report_and_resumes(png_folder, tiny_config, capsys):
     for name in (
         "config.yaml",
         "git_revision.txt",
+        "environment.json",
         "metrics.jsonl",
         "table.md",
         "table.csv",
@@ -36,6 +38,9 @@ def test_run_writes_results_report_and_resumes(png_folder, tiny_config, capsys):
         "report.html",
     ):
         assert (out / name).exists(), name
+    env = json.loads((out / "environment.json").read_text())
+    assert env["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert env["versions"]["numpy"] == np.__version__ and env["torch_threads"] >= 1
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5  # self-contained plots
     # A rerun finds every cell done and recomputes nothing.
