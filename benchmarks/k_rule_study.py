@@ -16,7 +16,7 @@ that ``benchmarks/stratify_robustness.py`` wrote), this reads the embeddings and
 No training is run. The evaluation labels only score; k is read from the training latents.
 Use it on validation runs only.
 
-    python benchmarks/k_rule_study.py runs/strat-val-packaged/* [--json OUT]
+    python benchmarks/k_rule_study.py runs/strat-val-packaged/* [--method merge] [--json OUT]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 
 from medcl._load import load_npy  # noqa: E402
-from medcl.cluster import largest_above, stability_curve  # noqa: E402
+from medcl.cluster import PARTITION_METHODS, largest_above, stability_curve  # noqa: E402
 from medcl.data import stratified_split  # noqa: E402
 from medcl.evaluate import majority_mapping  # noqa: E402
 from medcl.stages.stratify._shared import (  # noqa: E402
@@ -46,9 +46,12 @@ from medcl.stages.stratify.evaluate import assign_latents  # noqa: E402
 from medcl.stratify_config import load_stratify_config  # noqa: E402
 
 
-def study_run(run: Path, draws: list[tuple[int, int]]) -> dict:
-    """Mapping at every k and the stability curve of every draw ``(n_resamples, seed)``."""
+def study_run(run: Path, draws: list[tuple[int, int]], method: str | None = None) -> dict:
+    """Mapping at every k and the stability curve of every draw ``(n_resamples, seed)``,
+    for the run's ``cluster.method`` or ``method``."""
     cfg = load_stratify_config(run / "config.yaml")
+    if method is not None:
+        cfg.cluster.method = method
     ds = load_stratify_data(cfg)
     tr, te = ds.data.indices("train"), eval_indices(cfg, ds)
     z = latent_space(load_npy(run / LATENTS), cfg.cluster.normalize)
@@ -109,6 +112,11 @@ def main() -> None:
         type=float,
         default=[round(t, 2) for t in np.arange(0.5, 0.81, 0.01)],
     )
+    ap.add_argument(
+        "--method",
+        choices=PARTITION_METHODS,
+        help="partition the latents by this cluster.method instead of the run's",
+    )
     ap.add_argument("--json", type=Path, help="write everything here")
     args = ap.parse_args()
     draws = [tuple(int(v) for v in d.split("x")) for d in args.draws]
@@ -119,7 +127,7 @@ def main() -> None:
             print(f"{run}: no {LATENTS}, skipped")
             continue
         name = f"{run.parent.name}/{run.name}"
-        r = results[name] = study_run(run, draws)  # type: ignore[arg-type]
+        r = results[name] = study_run(run, draws, args.method)  # type: ignore[arg-type]
         best = max(r["mapping"], key=r["mapping"].get)
         print(f"{name}: best k {best} ({r['mapping'][best]:.3f}); mapping by k:", flush=True)
         print("  " + " ".join(f"{k}:{v:.3f}" for k, v in r["mapping"].items()))

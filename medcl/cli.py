@@ -198,7 +198,7 @@ def _stratify_parsers(sub) -> None:
         "stratify",
         help="unsupervised stratification with a contrastive autoencoder (Ferrante et al.)",
         description="Train a contrastive autoencoder (NT-Xent + 0.1 x reconstruction, LARS), "
-        "cluster its latent space (cluster.method kmeans, ward or spectral; k fixed or by "
+        "cluster its latent space (cluster.method kmeans, ward, spectral or merge; k fixed or by "
         "cluster.k_rule: elbow, silhouette, stability or eigengap), decode the prototypes with a "
         "conditional decoder and judge the clusters against labels (majority mapping, kNN, "
         "linear probe). Six stages, each with its done.json in the run directory: "

@@ -141,10 +141,13 @@ class WarmupConfig(_Section):
 
 
 class StratifyClusterConfig(KRangeSection):
-    method: Literal["kmeans", "ward", "spectral"] = Field(
+    method: Literal["kmeans", "ward", "spectral", "merge"] = Field(
         "kmeans",
-        description="kmeans (the paper), ward (medcl.cluster.WardClustering), or spectral "
-        "(scikit-learn, on a 10-nearest-neighbour graph)",
+        description="kmeans (the paper), ward (medcl.cluster.WardClustering), spectral "
+        "(scikit-learn, on a 10-nearest-neighbour graph), or merge (spectral into 30 groups, "
+        "then merged two at a time along the same graph, medcl.cluster.graph_merges; on the "
+        "digits' validation variants worse than spectral, and the stability rule then reads "
+        "k = 3: set cluster.k with it)",
     )
     assign: Literal["prototype", "knn"] = Field(
         "prototype",

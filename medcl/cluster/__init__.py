@@ -40,6 +40,7 @@ from medcl.cluster._degenerate import degeneracy, largest_sound_k
 from medcl.cluster._elbow import elbow_curve, knee_point, within_cluster_distance
 from medcl.cluster._kmeans import KMeansClustering
 from medcl.cluster._linkage import weighted_ward
+from medcl.cluster._merge import LINKS, graph_merges, merged_labels
 from medcl.cluster._ward import WardClustering
 
 CLUSTERERS = {
@@ -64,6 +65,9 @@ __all__ = [
     "KChoice",
     "KMeansClustering",
     "knee_point",
+    "LINKS",
+    "graph_merges",
+    "merged_labels",
     "laplacian_spectrum",
     "largest_above",
     "largest_near_max",

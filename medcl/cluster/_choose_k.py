@@ -78,8 +78,9 @@ __all__ = [
     "stability_curve",
 ]
 
-PARTITION_METHODS = ("spectral", "ward", "kmeans")
+PARTITION_METHODS = ("spectral", "ward", "kmeans", "merge")
 _N_NEIGHBORS = 10  # medcl stratify's spectral graph
+_FINE_K = 30  # "merge": the spectral partition that is merged down (more than k_max = 20)
 
 
 # --------------------------------------------------------------------------- rules over curves
@@ -220,6 +221,17 @@ def _spectral_partitions(
     return {k: np.asarray(cluster_qr(emb[:, :k]), dtype=np.int64) for k in ks}, vals
 
 
+def _merge_partitions(X: np.ndarray, ks: list[int], seed: int) -> dict[int, np.ndarray]:
+    from medcl.cluster._merge import graph_merges, merged_labels
+
+    fine_k = max(min(_FINE_K, len(X) - 2), ks[-1])
+    fine = _spectral_partitions(X, [fine_k], seed, _N_NEIGHBORS)[0][fine_k]
+    _, fine = np.unique(fine, return_inverse=True)  # cluster_qr can leave a group empty
+    fine = fine.ravel()
+    merges = graph_merges(_affinity(X, _N_NEIGHBORS), fine)
+    return {k: merged_labels(fine, merges, min(k, len(merges) + 1)) for k in ks}
+
+
 def partitions(
     X, ks: Sequence[int], method: str = "spectral", *, seed: int = 0
 ) -> dict[int, np.ndarray]:
@@ -228,8 +240,11 @@ def partitions(
     ``spectral``: scikit-learn's spectral clustering of the 10-nearest-neighbour graph with
     ``cluster_qr`` discretisation (Damle, Minden, Ying 2019), from one eigendecomposition for
     all k; ``ward``: one Ward tree (:class:`~medcl.cluster.WardClustering`) cut at every k;
-    ``kmeans``: :class:`~medcl.cluster.KMeansClustering` per k (``n_init=5``). These are the
-    partitions of ``medcl stratify``'s ``cluster.method``.
+    ``kmeans``: :class:`~medcl.cluster.KMeansClustering` per k (``n_init=5``); ``merge``:
+    the spectral partition into 30 groups (or ``max(ks)`` if larger) merged two at a time
+    along the same graph, the pair whose edges between them are the largest share of the
+    smaller one's first (:func:`~medcl.cluster.graph_merges`), so every k is a coarsening of
+    one fine partition. These are the partitions of ``medcl stratify``'s ``cluster.method``.
 
     Args:
         X: ``(n, d)`` points (``medcl stratify`` passes L2-normalised latents).
@@ -243,6 +258,8 @@ def partitions(
     ks = _check_ks(ks, len(X))
     if method == "spectral":
         return _spectral_partitions(X, ks, seed, _N_NEIGHBORS)[0]
+    if method == "merge":
+        return _merge_partitions(X, ks, seed)
     if method == "ward":
         from medcl.cluster._ward import WardClustering
 

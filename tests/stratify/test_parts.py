@@ -220,7 +220,7 @@ def test_config_errors():
         load_stratify_config(overrides=["data.dataset=medmnist"])
 
 
-@pytest.mark.parametrize("method", ["kmeans", "ward", "spectral"])
+@pytest.mark.parametrize("method", ["kmeans", "ward", "spectral", "merge"])
 def test_cluster_latents_finds_blobs_with_either_method(method):
     from sklearn.metrics import adjusted_rand_score
 

@@ -53,14 +53,14 @@ def update_prototypes(h: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def partition(z: np.ndarray, method: str, k: int, seed: int, ward=None) -> np.ndarray:
     """Labels of ``z`` in ``k`` groups by ``method``; ``ward``: the Ward tree fitted on ``z``
-    (method ``ward`` cuts it). ``spectral`` and ``kmeans`` are the partitions of
+    (method ``ward`` cuts it). ``spectral``, ``merge`` and ``kmeans`` are the partitions of
     :func:`medcl.cluster.partitions`, which the stability rule scores: spectral is
     scikit-learn's spectral clustering of the 10-nearest-neighbour graph (``cluster_qr``),
-    from one eigendecomposition."""
+    from one eigendecomposition; merge over-clusters that way and merges along the graph."""
     if method == "ward":
         return ward.labels_for(k)
-    if method == "spectral":  # k <= len(z) - 1: checked when the data are loaded
-        return partitions(z, [k], "spectral", seed=seed)[k]
+    if method in ("spectral", "merge"):  # k <= len(z) - 1: checked when the data are loaded
+        return partitions(z, [k], method, seed=seed)[k]
     return KMeansClustering(k, random_state=seed, n_init=5).fit(z).labels_
 
 
