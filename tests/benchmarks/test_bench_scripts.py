@@ -153,6 +153,14 @@ def test_k_rule_study_scores_the_mapping_as_the_evaluation_does(tmp_path):
     assert low["worst"] == r["mapping"][5]  # every k passes: the largest
     curve = r["curves"]["4x0"]
     assert high["worst"] == r["mapping"][r["ks"][curve.index(max(curve))]]  # none: argmax
+    merged = k_rule_study.study_run(out, [(4, 0)], "merge")  # another cluster.method
+    assert merged["ks"] == [2, 3, 4, 5] and all(0 <= v <= 1 for v in merged["mapping"].values())
+
+    import knn_k_study  # the probe's k: at the run's own knn_k, what the evaluation reports
+
+    by_k = knn_k_study.study_run(out, [1, 5])
+    assert by_k[5][0] == pytest.approx(metrics["rows"]["kNN (k=5)"]["accuracy"])
+    assert by_k[5][1] == pytest.approx(mapped)  # cluster.assign=knn with the same k
 
 
 def test_compare_robustness_pairs_the_variants_both_tables_have(tmp_path, capsys):
