@@ -157,11 +157,22 @@ def environment() -> dict:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    cpu = platform.processor() or None
+    try:  # Linux: the model name (platform.processor() is often empty there)
+        with open("/proc/cpuinfo") as f:
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "processor": platform.processor() or None,
+        "processor": cpu,
+        # the SIMD kernels torch dispatches to (AVX2, AVX512, ...): another CPU can change
+        # the order of floating-point sums and so a run's numbers
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.version.cuda,

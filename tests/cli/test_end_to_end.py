@@ -41,6 +41,7 @@ def test_run_writes_results_report_and_resumes(png_folder, tiny_config, capsys):
     env = json.loads((out / "environment.json").read_text())
     assert env["versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
     assert env["versions"]["numpy"] == np.__version__ and env["torch_threads"] >= 1
+    assert env["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5  # self-contained plots
     # A rerun finds every cell done and recomputes nothing.
