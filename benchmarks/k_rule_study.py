@@ -46,9 +46,10 @@ from medcl.stages.stratify.evaluate import assign_latents  # noqa: E402
 from medcl.stratify_config import load_stratify_config  # noqa: E402
 
 
-def study_run(run: Path, draws: list[tuple[int, int]], method: str | None = None) -> dict:
-    """Mapping at every k and the stability curve of every draw ``(n_resamples, seed)``,
-    for the run's ``cluster.method`` or ``method``."""
+def load_run(run: Path, method: str | None = None):
+    """A finished run as its evaluation sees it: ``(cfg, z, tr, te, y_tr, y_te, mapped)``,
+    the config (``cluster.method`` replaced by ``method`` if given), the latents, the train
+    and evaluation indices and labels, and the training images whose labels map clusters."""
     cfg = load_stratify_config(run / "config.yaml")
     if method is not None:
         cfg.cluster.method = method
@@ -57,6 +58,13 @@ def study_run(run: Path, draws: list[tuple[int, int]], method: str | None = None
     z = latent_space(load_npy(run / LATENTS), cfg.cluster.normalize)
     y_tr, y_te = ds.labels[tr], ds.labels[te]
     mapped = stratified_split(y_tr, cfg.evaluate.mapping_fraction, cfg.run.seed)
+    return cfg, z, tr, te, y_tr, y_te, mapped
+
+
+def study_run(run: Path, draws: list[tuple[int, int]], method: str | None = None) -> dict:
+    """Mapping at every k and the stability curve of every draw ``(n_resamples, seed)``,
+    for the run's ``cluster.method`` or ``method``."""
+    cfg, z, tr, te, y_tr, y_te, mapped = load_run(run, method)
     ks = list(range(cfg.cluster.k_min, cfg.cluster.k_max + 1))
     mapping = {}
     for k in ks:

@@ -5,8 +5,9 @@ reads the latents and scores, for every k in ``--ks``:
 
 * kNN accuracy: each evaluation latent gets the majority label of its k nearest training
   latents (cosine; :func:`medcl.evaluate.knn_predict`, what the evaluation stage reports);
-* the majority mapping of the run's own clustering (``train_clusters.npy``, which the clustering stage writes) when the
-  evaluation images get their stratum the ``cluster.assign=knn`` way with that k.
+* the majority mapping of the run's own clustering (``train_clusters.npy``, which the
+  clustering stage writes) when the evaluation images get their stratum the
+  ``cluster.assign=knn`` way with that k.
 
 No training is run, and nothing is refitted: only the probe's k changes. Use it on
 validation runs only.
@@ -23,29 +24,17 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
+from k_rule_study import load_run  # noqa: E402
 
 from medcl._load import load_npy  # noqa: E402
-from medcl.data import stratified_split  # noqa: E402
 from medcl.evaluate import knn_predict, majority_mapping  # noqa: E402
-from medcl.stages.stratify._shared import (  # noqa: E402
-    LATENTS,
-    eval_indices,
-    latent_space,
-    load_stratify_data,
-)
-from medcl.stratify_config import load_stratify_config  # noqa: E402
 
 
 def study_run(run: Path, ks: list[int]) -> dict[int, tuple[float, float]]:
     """``{k: (kNN accuracy, majority mapping with knn assignment)}`` of one run."""
-    cfg = load_stratify_config(run / "config.yaml")
-    ds = load_stratify_data(cfg)
-    tr, te = ds.data.indices("train"), eval_indices(cfg, ds)
-    z = latent_space(load_npy(run / LATENTS), cfg.cluster.normalize)
-    y_tr, y_te = ds.labels[tr], ds.labels[te]
+    _, z, tr, te, y_tr, y_te, mapped = load_run(run)
     clusters = load_npy(run / "train_clusters.npy")
     n_clusters = int(clusters.max()) + 1
-    mapped = stratified_split(y_tr, cfg.evaluate.mapping_fraction, cfg.run.seed)
     m = majority_mapping(clusters[mapped], y_tr[mapped], n_clusters)
     out = {}
     for k in ks:

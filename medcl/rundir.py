@@ -144,8 +144,8 @@ _DISTRIBUTIONS = (
 
 
 def environment() -> dict:
-    """What ran: Python, the platform, the versions of the numeric libraries, torch's
-    threads and BLAS/backend build, so that two runs that differ can be told apart by
+    """What ran: Python, the platform and CPU, the versions of the numeric libraries, torch's
+    threads and SIMD level, so that two runs that differ can be told apart by
     environment as well as by ``git_revision.txt`` (a reinstall alone moved the stratify
     warm-up's numbers)."""
     import platform

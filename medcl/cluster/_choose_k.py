@@ -65,6 +65,7 @@ __all__ = [
     "CURVE_RULES",
     "K_RULES",
     "PARTITION_METHODS",
+    "SPECTRAL_METHODS",
     "KChoice",
     "argmax_k",
     "choose_k",
@@ -79,6 +80,8 @@ __all__ = [
 ]
 
 PARTITION_METHODS = ("spectral", "ward", "kmeans", "merge")
+# the methods that cut the graph Laplacian's eigenvectors: k <= n - 1, one less than the rest
+SPECTRAL_METHODS = ("spectral", "merge")
 _N_NEIGHBORS = 10  # medcl stratify's spectral graph
 _FINE_K = 30  # "merge": the spectral partition that is merged down (more than k_max = 20)
 

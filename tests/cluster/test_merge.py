@@ -15,8 +15,8 @@ from test_choose_k import KS, SCENARIOS, sphere_blobs, sphere_rings  # noqa: E40
 
 
 def _chain(n_groups, per_group):
-    """Points on a line, ``per_group`` to a group, neighbours joined; groups 0-1 and 2-3 are
-    joined by many edges, 1-2 by one."""
+    """Points on a path, ``per_group`` to a group, each point joined to the next, so
+    neighbouring groups share one edge."""
     n = n_groups * per_group
     A = np.zeros((n, n))
     for i in range(n - 1):
@@ -101,8 +101,9 @@ def test_partitions_are_nested_and_one_k_matches_all_ks():
 
 
 def test_a_close_pair_is_the_last_pair_of_blobs_merged():
-    """Ten blobs, two of them close (0.5 rad, each blob of spread 0.5: clear of each other at 30 groups): merging
-    down reaches the ten blobs, and the one merge from 10 to 9 joins the close pair."""
+    """Ten blobs, two of them close (0.5 rad apart, each of spread 0.5: no fine group of the
+    30 straddles them): merging down reaches the ten blobs, and the one merge from 10 to 9
+    joins the close pair."""
     x, truth = sphere_blobs([100] * 10, seed=4, close=0.5, spreads=0.5)
     p = partitions(x, [9, 10], "merge")
     assert adjusted_rand_score(truth, p[10]) > 0.98

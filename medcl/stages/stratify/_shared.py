@@ -95,7 +95,9 @@ def load_stratify_data(cfg: StratifyConfig):
             f"data.eval_split='{cfg.data.eval_split}' holds no images; set data.val_fraction "
             "above 0 for 'val'."
         )
-    spare = 1 if cfg.cluster.method in ("spectral", "merge") else 0
+    from medcl.cluster import SPECTRAL_METHODS
+
+    spare = 1 if cfg.cluster.method in SPECTRAL_METHODS else 0
     check_k_for(cfg.cluster, len(ds.data.indices("train")), "training images", spare)
     return ds
 

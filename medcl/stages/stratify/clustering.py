@@ -18,6 +18,7 @@ import numpy as np
 
 from medcl._load import load_npy
 from medcl.cluster import (
+    SPECTRAL_METHODS,
     KMeansClustering,
     WardClustering,
     choose_k,
@@ -59,7 +60,7 @@ def partition(z: np.ndarray, method: str, k: int, seed: int, ward=None) -> np.nd
     from one eigendecomposition; merge over-clusters that way and merges along the graph."""
     if method == "ward":
         return ward.labels_for(k)
-    if method in ("spectral", "merge"):  # k <= len(z) - 1: checked when the data are loaded
+    if method in SPECTRAL_METHODS:  # k <= len(z) - 1: checked when the data are loaded
         return partitions(z, [k], method, seed=seed)[k]
     return KMeansClustering(k, random_state=seed, n_init=5).fit(z).labels_
 
