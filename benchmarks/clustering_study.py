@@ -43,21 +43,22 @@ from medcl._load import load_npy  # noqa: E402
 from medcl.cluster import laplacian_spectrum, partitions  # noqa: E402
 from medcl.evaluate import majority_mapping, paired_difference  # noqa: E402
 from medcl.stages.stratify._shared import LATENTS  # noqa: E402
-from medcl.stages.stratify.clustering import update_prototypes  # noqa: E402
+from medcl.stages.stratify.clustering import partition, update_prototypes  # noqa: E402
 from medcl.stages.stratify.evaluate import assign_latents  # noqa: E402
 
 OFFSETS = (0, 1, 2)  # the chosen k and one or two more
 
 
 def spectral_variants(X: np.ndarray, ks: list[int], seed: int) -> dict[str, dict[int, np.ndarray]]:
-    """Packaged spectral partitions, the k-means discretisation, and other graph sizes."""
+    """Packaged spectral partitions (exactly the clustering stage's), the k-means
+    discretisation of the same embedding, and other graph sizes."""
     from sklearn.cluster import KMeans
     from sklearn.cluster._spectral import cluster_qr
 
     out: dict[str, dict[int, np.ndarray]] = {"spectral": {}, "spectral+kmeans": {}}
     _, emb = laplacian_spectrum(X, max(ks) + 1, seed=seed)
     for k in ks:
-        out["spectral"][k] = np.asarray(cluster_qr(emb[:, :k]), np.int64)
+        out["spectral"][k] = partition(X, "spectral", k, seed)
         e = emb[:, :k] / np.linalg.norm(emb[:, :k], axis=1, keepdims=True)
         out["spectral+kmeans"][k] = KMeans(k, n_init=10, random_state=seed).fit_predict(e)
     for nb in (15, 20, 30):

@@ -162,6 +162,17 @@ def test_k_rule_study_scores_the_mapping_as_the_evaluation_does(tmp_path):
     assert by_k[5][0] == pytest.approx(metrics["rows"]["kNN (k=5)"]["accuracy"])
     assert by_k[5][1] == pytest.approx(mapped)  # cluster.assign=knn with the same k
 
+    import clustering_study  # other clusterings of the same latents, at k, k + 1, k + 2
+
+    c = clustering_study.study_run(out)
+    assert c["ks"] == [metrics["k"], metrics["k"] + 1, metrics["k"] + 2]
+    assert c["mapping"]["spectral"][metrics["k"]] == pytest.approx(mapped)  # the stage's
+    assert {"consensus", "smoothed", "projector-space", "spectral+kmeans"} <= set(c["mapping"])
+    assert all(0 <= v <= 1 for by_k in c["mapping"].values() for v in by_k.values())
+    assert c["errors"]["mapping_errors"] == round((1 - mapped) * metrics["n_eval"])
+    rows = clustering_study.summary({"a": c, "b": c})
+    assert rows[2].startswith("| spectral | ") and "+0.0000" in rows[2]
+
 
 def test_compare_robustness_pairs_the_variants_both_tables_have(tmp_path, capsys):
     import json
