@@ -37,14 +37,13 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
-from k_rule_study import load_run  # noqa: E402  (benchmarks/ is on sys.path when run)
+from k_rule_study import load_run, mapped_predictions  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 from medcl._load import load_npy  # noqa: E402
 from medcl.cluster import laplacian_spectrum, partitions  # noqa: E402
-from medcl.evaluate import majority_mapping, paired_difference  # noqa: E402
+from medcl.evaluate import paired_difference  # noqa: E402
 from medcl.stages.stratify._shared import LATENTS  # noqa: E402
-from medcl.stages.stratify.clustering import partition, update_prototypes  # noqa: E402
-from medcl.stages.stratify.evaluate import assign_latents  # noqa: E402
+from medcl.stages.stratify.clustering import partition  # noqa: E402
 
 OFFSETS = (0, 1, 2)  # the chosen k and one or two more
 
@@ -85,10 +84,10 @@ def consensus(X: np.ndarray, ks: list[int], seed: int, n_resamples=16, fraction=
     subsamples (the draws of :func:`medcl.cluster.stability_curve` with the same seed)."""
     from sklearn.cluster import AgglomerativeClustering
 
+    from medcl.cluster._choose_k import subsamples
+
     n = len(X)
-    rng = np.random.default_rng(seed)
-    subsets = [np.sort(rng.choice(n, size=int(round(fraction * n)), replace=False))
-               for _ in range(n_resamples)]  # fmt: skip
+    subsets = subsamples(n, n_resamples, fraction, seed)
     together = {k: np.zeros((n, n), np.float32) for k in ks}
     drawn = np.zeros((n, n), np.float32)
     for i, idx in enumerate(subsets):
@@ -138,27 +137,27 @@ def study_run(run: Path) -> dict:
         space = p if name == "projector-space" else z
         mapping[name] = {}
         for k, lab in by_k.items():
-            protos = update_prototypes(space[tr], np.eye(k)[lab])  # as the clustering stage
-            te_lab, _ = assign_latents(space[te], protos, space[tr], lab, cfg)  # as evaluation
-            m = majority_mapping(lab[mapped], y_tr[mapped], k)
-            mapping[name][k] = float((m[te_lab] == y_te).mean())
+            pred, m = mapped_predictions(space, tr, te, y_tr, mapped, lab, k, cfg)
+            mapping[name][k] = float((pred == y_te).mean())
             if name == "spectral" and k == k0:
-                errors = where_wrong(z, tr, te, y_tr, y_te, lab, m[te_lab], cfg.evaluate.knn_k)
+                errors = where_wrong(z, tr, te, y_tr, y_te, lab, m, pred, cfg.evaluate.knn_k)
     return {"k": k0, "ks": ks, "mapping": mapping, "errors": errors}
 
 
-def where_wrong(z, tr, te, y_tr, y_te, lab, pred, knn_k: int) -> dict:
-    """The packaged partition's mapping errors: how many kNN (on the labels) makes too, and
-    the largest group of one digit inside a cluster that maps to another."""
+def where_wrong(z, tr, te, y_tr, y_te, lab, m, pred, knn_k: int) -> dict:
+    """The packaged partition's mapping errors (``pred``, by the cluster -> digit mapping
+    ``m``): how many kNN on the labels makes too, and the largest group of one digit inside a
+    cluster that maps to another."""
+    from sklearn.metrics.cluster import contingency_matrix
+
     from medcl.evaluate import knn_predict
 
     knn = knn_predict(z[tr], y_tr, z[te], knn_k)
-    m = majority_mapping(lab, y_tr)
-    d, c = max(
-        ((d, c) for c in np.unique(lab) for d in np.unique(y_tr) if d != m[c]),
-        key=lambda dc: int(((lab == dc[1]) & (y_tr == dc[0])).sum()),
-    )
-    n = int(((lab == c) & (y_tr == d)).sum())
+    clusters, digits = np.unique(lab), np.unique(y_tr)
+    table = contingency_matrix(lab, y_tr)  # clusters x digits, both sorted
+    table[m[clusters][:, None] == digits[None, :]] = 0  # the digit each cluster maps to
+    i, j = np.unravel_index(table.argmax(), table.shape)
+    c, d, n = clusters[i], digits[j], int(table[i, j])
     return {
         "mapping_errors": int((pred != y_te).sum()),
         "knn_also_wrong": int(((pred != y_te) & (knn != y_te)).sum()),

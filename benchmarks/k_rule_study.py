@@ -61,6 +61,17 @@ def load_run(run: Path, method: str | None = None):
     return cfg, z, tr, te, y_tr, y_te, mapped
 
 
+def mapped_predictions(z, tr, te, y_tr, mapped, labels, k: int, cfg):
+    """The evaluation's view of a partition ``labels`` of the training latents ``z[tr]``:
+    ``(predicted digit of every evaluation latent, cluster -> digit mapping)``, with the
+    prototypes of the clustering stage, the assignment of ``cluster.assign`` and the majority
+    mapping on the ``mapped`` training labels."""
+    protos = update_prototypes(z[tr], np.eye(k)[labels])  # as the clustering stage
+    te_lab, _ = assign_latents(z[te], protos, z[tr], labels, cfg)  # as the evaluation
+    m = majority_mapping(labels[mapped], y_tr[mapped], k)
+    return m[te_lab], m
+
+
 def study_run(run: Path, draws: list[tuple[int, int]], method: str | None = None) -> dict:
     """Mapping at every k and the stability curve of every draw ``(n_resamples, seed)``,
     for the run's ``cluster.method`` or ``method``."""
@@ -69,10 +80,8 @@ def study_run(run: Path, draws: list[tuple[int, int]], method: str | None = None
     mapping = {}
     for k in ks:
         lab = partition(z[tr], cfg.cluster.method, k, cfg.run.seed)
-        protos = update_prototypes(z[tr], np.eye(k)[lab])  # as the clustering stage
-        te_lab, _ = assign_latents(z[te], protos, z[tr], lab, cfg)  # as the evaluation
-        m = majority_mapping(lab[mapped], y_tr[mapped], k)
-        mapping[k] = float((m[te_lab] == y_te).mean())
+        pred, _ = mapped_predictions(z, tr, te, y_tr, mapped, lab, k, cfg)
+        mapping[k] = float((pred == y_te).mean())
     curves = {
         f"{r}x{s}": stability_curve(
             z[tr], ks, cfg.cluster.method, n_resamples=r, seed=cfg.run.seed + s

@@ -361,6 +361,15 @@ _SCORES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
+def subsamples(n: int, n_resamples: int, fraction: float, seed: int) -> list[np.ndarray]:
+    """The sorted index sets of :func:`stability_curve`'s subsamples: ``n_resamples`` draws of
+    ``round(fraction * n)`` of ``n`` points without replacement (``numpy`` generator
+    ``seed``); draw ``i`` is partitioned with seed ``seed + i``."""
+    rng = np.random.default_rng(seed)
+    m = int(round(fraction * n))
+    return [np.sort(rng.choice(n, size=m, replace=False)) for _ in range(n_resamples)]
+
+
 def stability_curve(
     X,
     ks: Sequence[int],
@@ -398,10 +407,8 @@ def stability_curve(
     if score not in _SCORES:
         raise ValueError(f"score must be one of {tuple(_SCORES)}, got {score!r}")
     n = len(X)
-    m = int(round(fraction * n))
-    ks = _check_ks(ks, m)
-    rng = np.random.default_rng(seed)
-    subsets = [np.sort(rng.choice(n, size=m, replace=False)) for _ in range(n_resamples)]
+    ks = _check_ks(ks, int(round(fraction * n)))
+    subsets = subsamples(n, n_resamples, fraction, seed)
     fits = []
     for i, idx in enumerate(subsets):
         full = np.full((len(ks), n), -1, dtype=np.int64)
