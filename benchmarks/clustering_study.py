@@ -23,7 +23,9 @@ next two (a rule that chooses one or two clusters too many, as on one test varia
 summary gives every alternative's paired difference from the packaged method over the runs,
 with its 95% t interval. Nothing is trained; k is the one the run chose.
 
-    python benchmarks/clustering_study.py runs/w200-val8/* [--json OUT]
+    python benchmarks/clustering_study.py runs/w200-val8/* [--json OUT] [--montage PNG]
+
+``--montage`` draws, one row per run, the training images of the largest misplaced group.
 """
 
 from __future__ import annotations
@@ -163,7 +165,40 @@ def where_wrong(z, tr, te, y_tr, y_te, lab, m, pred, knn_k: int) -> dict:
         "knn_also_wrong": int(((pred != y_te) & (knn != y_te)).sum()),
         "largest_misplaced": f"{n} training {d}s ({n / (y_tr == d).sum():.1%}) in a cluster "
         f"of {int(m[c])}s",
+        # positions in the training set, for --montage
+        "misplaced_train": np.flatnonzero((lab == c) & (y_tr == d)).tolist(),
     }
+
+
+def montage(results: dict, runs: dict[str, Path], out: Path, per_row: int = 16) -> None:
+    """One row per run: up to ``per_row`` training images of its largest misplaced group
+    (the digit the packaged partition puts most often in a cluster mapped to another)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from medcl.stages.stratify._shared import load_stratify_data
+
+    fig, axes = plt.subplots(
+        len(results), per_row, figsize=(per_row * 0.7, len(results) * 0.85), squeeze=False
+    )
+    for row, (name, r) in zip(axes, results.items(), strict=True):
+        cfg, _, tr, *_ = load_run(runs[name])
+        images = load_stratify_data(cfg).data.images
+        idx = r["errors"]["misplaced_train"]
+        for i, ax in enumerate(row):
+            ax.axis("off")
+            if i < len(idx):
+                ax.imshow(np.asarray(images[tr[idx[i]]]).squeeze(), cmap="gray")
+        row[0].set_title(
+            f"{name}: {r['errors']['largest_misplaced']}", fontsize=7, loc="left", pad=2
+        )
+    fig.suptitle("largest misplaced group of each run (training images)", fontsize=9)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93, wspace=0.05, hspace=0.45)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
 
 
 def summary(results: dict) -> list[str]:
@@ -194,6 +229,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path, help="finished medcl stratify run directories")
     ap.add_argument("--json", type=Path, help="write every mapping here")
+    ap.add_argument(
+        "--montage", type=Path, help="draw each run's largest misplaced group here (PNG)"
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     results = {}
@@ -217,6 +255,9 @@ def main() -> None:
     print(f"({time.perf_counter() - t0:.0f} s)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+    if args.montage:
+        montage(results, {run.name: run for run in args.runs}, args.montage)
+        print(f"montage: {args.montage}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,6 +173,12 @@ def test_k_rule_study_scores_the_mapping_as_the_evaluation_does(tmp_path):
     assert c["errors"]["mapping_errors"] == round((1 - mapped) * metrics["n_eval"])
     rows = clustering_study.summary({"a": c, "b": c})
     assert rows[2].startswith("| spectral | ") and "+0.0000" in rows[2]
+    # the misplaced group is the training images the run's own partition put there
+    own = np.load(out / "train_clusters.npy")
+    group = own[c["errors"]["misplaced_train"]]
+    assert len(group) == 0 or (group == group[0]).all()
+    clustering_study.montage({"a": c}, {"a": out}, tmp_path / "m.png")
+    assert (tmp_path / "m.png").stat().st_size > 1000
 
 
 def test_compare_robustness_pairs_the_variants_both_tables_have(tmp_path, capsys):
