@@ -7,7 +7,7 @@ alternatives that need no new training:
 
 - ``spectral+kmeans``: the same spectral embedding discretised by k-means on its
   row-normalised first k eigenvectors (Ng, Jordan, Weiss 2001) instead of ``cluster_qr``;
-- ``spectral-nnN``: the same method on the N-nearest-neighbour graph (N = 15, 20, 30);
+- ``spectral-nnN``: the same method on the N-nearest-neighbour graph (N = 5, 7, 15, 20, 30);
 - ``smoothed``: the packaged partition, then three rounds of every latent taking the
   majority cluster of its 10 nearest neighbours (itself included);
 - ``consensus``: average linkage on the co-association of the 16 spectral partitions of
@@ -62,7 +62,7 @@ def spectral_variants(X: np.ndarray, ks: list[int], seed: int) -> dict[str, dict
         out["spectral"][k] = partition(X, "spectral", k, seed)
         e = emb[:, :k] / np.linalg.norm(emb[:, :k], axis=1, keepdims=True)
         out["spectral+kmeans"][k] = KMeans(k, n_init=10, random_state=seed).fit_predict(e)
-    for nb in (15, 20, 30):
+    for nb in (5, 7, 15, 20, 30):
         _, emb = laplacian_spectrum(X, max(ks) + 1, n_neighbors=nb, seed=seed)
         out[f"spectral-nn{nb}"] = {k: np.asarray(cluster_qr(emb[:, :k]), np.int64) for k in ks}
     return out
@@ -135,22 +135,29 @@ def study_run(run: Path) -> dict:
     p = projected(run, cfg)
     parts["projector-space"] = partitions(p[tr], ks, "spectral", seed=seed)
     mapping: dict[str, dict[int, float]] = {}
+    scored = {}  # spectral: k -> (labels, cluster -> digit mapping, predictions)
     for name, by_k in parts.items():
         space = p if name == "projector-space" else z
         mapping[name] = {}
         for k, lab in by_k.items():
             pred, m = mapped_predictions(space, tr, te, y_tr, mapped, lab, k, cfg)
             mapping[name][k] = float((pred == y_te).mean())
-            if name == "spectral" and k == k0:
-                errors = where_wrong(z, tr, te, y_tr, y_te, lab, m, pred, cfg.evaluate.knn_k)
+            if name == "spectral":
+                scored[k] = (lab, m, pred)
+    lab, m, pred = scored[k0]
+    later = [scored[k][:2] for k in ks[1:]]
+    errors = where_wrong(z, tr, te, y_tr, y_te, lab, m, pred, cfg.evaluate.knn_k, later)
     return {"k": k0, "ks": ks, "mapping": mapping, "errors": errors}
 
 
-def where_wrong(z, tr, te, y_tr, y_te, lab, m, pred, knn_k: int) -> dict:
+def where_wrong(z, tr, te, y_tr, y_te, lab, m, pred, knn_k: int, later=None) -> dict:
     """The packaged partition's mapping errors (``pred``, by the cluster -> digit mapping
     ``m``): how many kNN on the labels makes too, and the largest group of one digit inside a
-    cluster that maps to another."""
+    cluster that maps to another: its 10 nearest training latents (how many show its digit,
+    how many are in the group itself) and, for each partition ``(labels, mapping)`` of
+    ``later`` (the next k), how much of it still sits in clusters mapped to that other digit."""
     from sklearn.metrics.cluster import contingency_matrix
+    from sklearn.neighbors import NearestNeighbors
 
     from medcl.evaluate import knn_predict
 
@@ -160,13 +167,23 @@ def where_wrong(z, tr, te, y_tr, y_te, lab, m, pred, knn_k: int) -> dict:
     table[m[clusters][:, None] == digits[None, :]] = 0  # the digit each cluster maps to
     i, j = np.unravel_index(table.argmax(), table.shape)
     c, d, n = clusters[i], digits[j], int(table[i, j])
+    group = np.flatnonzero((lab == c) & (y_tr == d))  # positions in the training set
+    if len(group) == 0:  # every cluster holds only its own digit
+        nb = np.zeros((0, 10), np.int64)
+    else:
+        _, nb = NearestNeighbors(n_neighbors=11).fit(z[tr]).kneighbors(z[tr][group])
+        nb = nb[:, 1:]  # without the latent itself
     return {
         "mapping_errors": int((pred != y_te).sum()),
         "knn_also_wrong": int(((pred != y_te) & (knn != y_te)).sum()),
         "largest_misplaced": f"{n} training {d}s ({n / (y_tr == d).sum():.1%}) in a cluster "
         f"of {int(m[c])}s",
-        # positions in the training set, for --montage
-        "misplaced_train": np.flatnonzero((lab == c) & (y_tr == d)).tolist(),
+        "misplaced_train": group.tolist(),  # for --montage
+        "neighbours_same_digit": float((y_tr[nb] == d).mean()) if len(group) else 0.0,
+        "neighbours_in_group": float(np.isin(nb, group).mean()) if len(group) else 0.0,
+        "still_there": [
+            float((mk[lk[group]] == m[c]).mean()) if len(group) else 0.0 for lk, mk in (later or [])
+        ],
     }
 
 
@@ -247,6 +264,12 @@ def main() -> None:
         print(
             f"  spectral at k = {r['k']}: {e['mapping_errors']} mapping errors, kNN also wrong "
             f"on {e['knn_also_wrong']}; largest misplaced group: {e['largest_misplaced']}"
+        )
+        print(
+            f"    its 10 nearest training latents: {e['neighbours_same_digit']:.2f} of its "
+            f"digit, {e['neighbours_in_group']:.2f} in the group; still in that cluster's "
+            "digit at k = "
+            + ", ".join(f"{k}: {v:.2f}" for k, v in zip(r["ks"][1:], e["still_there"], strict=True))
         )
     if len(results) < 2:
         raise SystemExit("clustering_study.py: needs at least two finished runs.")

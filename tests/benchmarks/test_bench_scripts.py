@@ -177,6 +177,9 @@ def test_k_rule_study_scores_the_mapping_as_the_evaluation_does(tmp_path):
     own = np.load(out / "train_clusters.npy")
     group = own[c["errors"]["misplaced_train"]]
     assert len(group) == 0 or (group == group[0]).all()
+    e = c["errors"]
+    assert len(e["still_there"]) == 2 and all(0 <= v <= 1 for v in e["still_there"])
+    assert 0 <= e["neighbours_in_group"] <= 1 and 0 <= e["neighbours_same_digit"] <= 1
     clustering_study.montage({"a": c}, {"a": out}, tmp_path / "m.png")
     assert (tmp_path / "m.png").stat().st_size > 1000
 
