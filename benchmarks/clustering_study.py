@@ -168,22 +168,21 @@ def where_wrong(z, tr, te, y_tr, y_te, lab, m, pred, knn_k: int, later=None) -> 
     i, j = np.unravel_index(table.argmax(), table.shape)
     c, d, n = clusters[i], digits[j], int(table[i, j])
     group = np.flatnonzero((lab == c) & (y_tr == d))  # positions in the training set
-    if len(group) == 0:  # every cluster holds only its own digit
-        nb = np.zeros((0, 10), np.int64)
-    else:
-        _, nb = NearestNeighbors(n_neighbors=11).fit(z[tr]).kneighbors(z[tr][group])
-        nb = nb[:, 1:]  # without the latent itself
+    same = inside = 0.0  # an empty group (every cluster holds only its own digit)
+    still = [0.0] * len(later or [])
+    if len(group):
+        nb = NearestNeighbors(n_neighbors=11).fit(z[tr]).kneighbors(z[tr][group])[1][:, 1:]
+        same, inside = float((y_tr[nb] == d).mean()), float(np.isin(nb, group).mean())
+        still = [float((mk[lk[group]] == m[c]).mean()) for lk, mk in (later or [])]
     return {
         "mapping_errors": int((pred != y_te).sum()),
         "knn_also_wrong": int(((pred != y_te) & (knn != y_te)).sum()),
         "largest_misplaced": f"{n} training {d}s ({n / (y_tr == d).sum():.1%}) in a cluster "
         f"of {int(m[c])}s",
         "misplaced_train": group.tolist(),  # for --montage
-        "neighbours_same_digit": float((y_tr[nb] == d).mean()) if len(group) else 0.0,
-        "neighbours_in_group": float(np.isin(nb, group).mean()) if len(group) else 0.0,
-        "still_there": [
-            float((mk[lk[group]] == m[c]).mean()) if len(group) else 0.0 for lk, mk in (later or [])
-        ],
+        "neighbours_same_digit": same,  # of its 10 nearest training latents, itself left out
+        "neighbours_in_group": inside,
+        "still_there": still,
     }
 
 
