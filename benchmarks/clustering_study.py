@@ -31,6 +31,7 @@ with its 95% t interval. Nothing is trained; k is the one the run chose.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import time
@@ -44,6 +45,7 @@ from k_rule_study import load_run, mapped_predictions  # noqa: E402  (benchmarks
 from medcl._load import load_npy  # noqa: E402
 from medcl.cluster import laplacian_spectrum, partitions  # noqa: E402
 from medcl.evaluate import paired_difference  # noqa: E402
+from medcl.rundir import atomic_write_bytes, atomic_write_text  # noqa: E402
 from medcl.stages.stratify._shared import LATENTS  # noqa: E402
 from medcl.stages.stratify.clustering import partition  # noqa: E402
 
@@ -212,9 +214,11 @@ def montage(results: dict, runs: dict[str, Path], out: Path, per_row: int = 16) 
         )
     fig.suptitle("largest misplaced group of each run (training images)", fontsize=9)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93, wspace=0.05, hspace=0.45)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=80)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, buf.getvalue())
 
 
 def summary(results: dict) -> list[str]:
@@ -276,7 +280,7 @@ def main() -> None:
     print("\n".join(summary(results)))
     print(f"({time.perf_counter() - t0:.0f} s)")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        atomic_write_text(args.json, json.dumps(results, indent=1))
     if args.montage:
         montage(results, {run.name: run for run in args.runs}, args.montage)
         print(f"montage: {args.montage}")
