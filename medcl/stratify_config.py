@@ -122,6 +122,17 @@ class WarmupConfig(_Section):
     elastic_sigma: float = Field(
         4.0, gt=0, description="smoothness of the elastic warp's displacement field, pixels"
     )
+    erase: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="probability that a view has one random rectangle set to 0, last, after "
+        "the crop (random erasing, Zhong et al. 2020): the latents learn to ignore a missing "
+        "stroke; 0: none, the paper's views",
+    )
+    erase_scale: tuple[float, float] = Field(
+        (0.02, 0.1), description="area range of the erased rectangle, shares of the image"
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> WarmupConfig:
@@ -130,6 +141,12 @@ class WarmupConfig(_Section):
             raise ValueError(
                 f"warmup.crop_scale={[lo, hi]} must be [low, high] with 0 < low <= high <= 1 "
                 "(shares of the image area), e.g. [0.5, 1.0]"
+            )
+        lo, hi = self.erase_scale
+        if not 0 < lo <= hi < 1:
+            raise ValueError(
+                f"warmup.erase_scale={[lo, hi]} must be [low, high] with 0 < low <= high < 1 "
+                "(shares of the image area), e.g. [0.02, 0.1]"
             )
         lo, hi = self.blur_sigma
         if not 0 < lo <= hi:

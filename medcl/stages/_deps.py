@@ -140,6 +140,9 @@ def stratify_warmup_deps(cfg: Any, data: ImageSet) -> Deps:
     if not cfg.warmup.elastic:  # no elastic warp: the views of the runs from before these keys
         for key in ("warmup.elastic", "warmup.elastic_sigma"):
             keys.pop(key)
+    if not cfg.warmup.erase:  # no erasing: likewise
+        for key in ("warmup.erase", "warmup.erase_scale"):
+            keys.pop(key)
     return Deps("stratify warm-up", keys, {"train split": split_fingerprint(data, "train")})
 
 

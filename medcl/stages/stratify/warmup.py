@@ -25,7 +25,8 @@ OUTPUTS = [WARMUP_MODEL]
 
 
 def make_views(cfg, image_size: tuple[int, int]) -> nn.Module:
-    """Kornia pipeline of the paper's augmentations, each applied with probability ``aug_p``."""
+    """Kornia pipeline of the paper's augmentations, each applied with probability ``aug_p``
+    (and the optional elastic warp and random erasing, off by default)."""
     import kornia.augmentation as K
 
     w, p = cfg.warmup, cfg.warmup.aug_p
@@ -40,6 +41,8 @@ def make_views(cfg, image_size: tuple[int, int]) -> nn.Module:
     if w.flip:
         augs.append(K.RandomHorizontalFlip(p=p))
     augs.append(K.RandomResizedCrop(image_size, scale=w.crop_scale, p=p))
+    if w.erase > 0:  # one rectangle of background; none at 0, the paper's views
+        augs.append(K.RandomErasing(scale=w.erase_scale, value=0.0, p=w.erase))
     # the same draws and output as K.AugmentationSequential, without its bookkeeping
     return nn.Sequential(*augs)
 
