@@ -25,7 +25,9 @@ with its 95% t interval. Nothing is trained; k is the one the run chose.
 
     python benchmarks/clustering_study.py runs/w200-val8/* [--json OUT] [--montage PNG]
 
-``--montage`` draws, one row per run, the training images of the largest misplaced group.
+Per run it also lists every digit -> digit pair with at least 6 training images in clusters
+that map to the other digit (e.g. ``7->2 17``). ``--montage`` draws, one row per run, the
+training images of the largest misplaced group.
 """
 
 from __future__ import annotations
@@ -167,6 +169,10 @@ def where_wrong(z, tr, te, y_tr, y_te, lab, m, pred, knn_k: int, later=None) -> 
     clusters, digits = np.unique(lab), np.unique(y_tr)
     table = contingency_matrix(lab, y_tr)  # clusters x digits, both sorted
     table[m[clusters][:, None] == digits[None, :]] = 0  # the digit each cluster maps to
+    moved: dict[str, int] = {}  # "7->2": training 7s in clusters that map to 2
+    for ci, dj in zip(*np.nonzero(table), strict=True):
+        key = f"{digits[dj]}->{int(m[clusters[ci]])}"
+        moved[key] = moved.get(key, 0) + int(table[ci, dj])
     i, j = np.unravel_index(table.argmax(), table.shape)
     c, d, n = clusters[i], digits[j], int(table[i, j])
     group = np.flatnonzero((lab == c) & (y_tr == d))  # positions in the training set
@@ -182,6 +188,7 @@ def where_wrong(z, tr, te, y_tr, y_te, lab, m, pred, knn_k: int, later=None) -> 
         "largest_misplaced": f"{n} training {d}s ({n / (y_tr == d).sum():.1%}) in a cluster "
         f"of {int(m[c])}s",
         "misplaced_train": group.tolist(),  # for --montage
+        "misplaced_by_digit": dict(sorted(moved.items(), key=lambda kv: -kv[1])),
         "neighbours_same_digit": same,  # of its 10 nearest training latents, itself left out
         "neighbours_in_group": inside,
         "still_there": still,
@@ -274,6 +281,8 @@ def main() -> None:
             "digit at k = "
             + ", ".join(f"{k}: {v:.2f}" for k, v in zip(r["ks"][1:], e["still_there"], strict=True))
         )
+        top = [f"{key} {n}" for key, n in e["misplaced_by_digit"].items() if n >= 6]
+        print(f"    training digits in another digit's clusters (>= 6): {', '.join(top) or '-'}")
     if len(results) < 2:
         raise SystemExit("clustering_study.py: needs at least two finished runs.")
     print(f"\n{len(results)} runs; paired differences from the packaged spectral partition")

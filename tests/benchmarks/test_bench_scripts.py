@@ -180,6 +180,17 @@ def test_k_rule_study_scores_the_mapping_as_the_evaluation_does(tmp_path):
     e = c["errors"]
     assert len(e["still_there"]) == 2 and all(0 <= v <= 1 for v in e["still_there"])
     assert 0 <= e["neighbours_in_group"] <= 1 and 0 <= e["neighbours_same_digit"] <= 1
+    # every training image in a cluster mapped to another digit, counted once, by digit pair
+    from medcl.evaluate import majority_mapping
+
+    *_, y_tr, _, mapped = clustering_study.load_run(out)
+    mapping = majority_mapping(own[mapped], y_tr[mapped], int(own.max()) + 1)
+    wrong = mapping[own] != y_tr
+    assert sum(e["misplaced_by_digit"].values()) == int(wrong.sum())
+    if wrong.any():
+        first = next(iter(e["misplaced_by_digit"]))
+        d, t = map(int, first.split("->"))
+        assert e["misplaced_by_digit"][first] == int(((y_tr == d) & (mapping[own] == t)).sum())
     clustering_study.montage({"a": c}, {"a": out}, tmp_path / "m.png")
     assert (tmp_path / "m.png").stat().st_size > 1000
 
