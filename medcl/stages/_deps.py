@@ -134,15 +134,21 @@ def segment_prior_deps(cfg: Config, data: ImageSet) -> Deps:
     return Deps("segment-prior training", keys, {"train split": split_fingerprint(data, "train")})
 
 
+# warm-up options added after runs existed, off by default: off, their keys are left out of
+# the record, so a run directory from before them is still current
+_OFF_BY_DEFAULT_VIEWS = {
+    "elastic": ("warmup.elastic", "warmup.elastic_sigma"),
+    "erase": ("warmup.erase", "warmup.erase_scale"),
+}
+
+
 def stratify_warmup_deps(cfg: Any, data: ImageSet) -> Deps:
     """``medcl stratify``'s warm-up (``cfg`` is a :class:`~medcl.stratify_config.StratifyConfig`)."""
     keys = config_values(cfg.model_dump(mode="json"), ["model.*", "warmup.*", "run.seed"])
-    if not cfg.warmup.elastic:  # no elastic warp: the views of the runs from before these keys
-        for key in ("warmup.elastic", "warmup.elastic_sigma"):
-            keys.pop(key)
-    if not cfg.warmup.erase:  # no erasing: likewise
-        for key in ("warmup.erase", "warmup.erase_scale"):
-            keys.pop(key)
+    for option, its_keys in _OFF_BY_DEFAULT_VIEWS.items():
+        if not getattr(cfg.warmup, option):  # off: the views of the runs from before its keys
+            for key in its_keys:
+                keys.pop(key)
     return Deps("stratify warm-up", keys, {"train split": split_fingerprint(data, "train")})
 
 

@@ -49,22 +49,26 @@ def test_the_warp_moves_pixels_by_about_what_the_description_says():
     assert moved[1.0] < moved[2.0] < moved[4.0], moved
 
 
-def test_a_run_without_the_warp_is_reused_and_switching_it_on_retrains(tmp_path, capsys):
+def reused_off_then_retrained_on(tmp_path, capsys, key: str, on: str, second: str) -> None:
+    """A warm-up option off by default: a run without it records none of its keys (the record
+    a run from before the key would write), setting it to 0 reuses that run, and switching
+    it on retrains, naming ``key`` and its ``second`` key as new."""
     out = tmp_path / "run"
     assert main(["stratify", *BASE, "--out", str(out)]) == 0
     record = json.loads((out / "warmup" / "done.json").read_text())
-    # the record of a run without the warp is the one a run from before the key would write
-    assert not any(
-        key.startswith("warmup.elastic") for key in record["record"]["depends"]["config"]
-    )
+    assert not any(k.startswith(key) for k in record["record"]["depends"]["config"])
     capsys.readouterr()
 
-    assert main(["stratify", *BASE, "warmup.elastic=0", "--out", str(out)]) == 0
+    assert main(["stratify", *BASE, f"{key}=0", "--out", str(out)]) == 0
     assert ": rerun," not in capsys.readouterr().err
 
-    assert main(["stratify", *BASE, "warmup.elastic=2", "--out", str(out)]) == 0
+    assert main(["stratify", *BASE, f"{key}={on}", "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "stratify warm-up: rerun, warmup.elastic is new; warmup.elastic_sigma is new" in err
+    assert f"stratify warm-up: rerun, {key} is new; {second} is new" in err
+
+
+def test_a_run_without_the_warp_is_reused_and_switching_it_on_retrains(tmp_path, capsys):
+    reused_off_then_retrained_on(tmp_path, capsys, "warmup.elastic", "2", "warmup.elastic_sigma")
 
 
 def test_a_bad_strength_or_smoothness_is_one_sentence_and_exit_2(tmp_path, capsys):

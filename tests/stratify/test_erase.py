@@ -4,14 +4,12 @@ were; on, it blanks one rectangle of the area its ``erase_scale`` says, last."""
 
 from __future__ import annotations
 
-import json
-
 import kornia.augmentation as K
 import torch
 
 from medcl.cli import main
 from medcl.stages.stratify.warmup import make_views
-from tests.stratify.test_elastic import _cfg
+from tests.stratify.test_elastic import _cfg, reused_off_then_retrained_on
 from tests.stratify.test_stages import BASE
 
 
@@ -41,16 +39,7 @@ def test_it_blanks_one_rectangle_of_the_area_asked_for():
 
 
 def test_a_run_without_erasing_is_reused_and_switching_it_on_retrains(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(["stratify", *BASE, "--out", str(out)]) == 0
-    record = json.loads((out / "warmup" / "done.json").read_text())
-    assert not any(key.startswith("warmup.erase") for key in record["record"]["depends"]["config"])
-    capsys.readouterr()
-    assert main(["stratify", *BASE, "warmup.erase=0", "--out", str(out)]) == 0
-    assert ": rerun," not in capsys.readouterr().err
-    assert main(["stratify", *BASE, "warmup.erase=0.5", "--out", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "stratify warm-up: rerun, warmup.erase is new; warmup.erase_scale is new" in err
+    reused_off_then_retrained_on(tmp_path, capsys, "warmup.erase", "0.5", "warmup.erase_scale")
 
 
 def test_a_bad_probability_or_area_is_one_sentence_and_exit_2(tmp_path, capsys):
