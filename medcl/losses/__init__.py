@@ -5,7 +5,8 @@ relation) decide the positives: instance ids give SimCLR, pseudo-classes give UF
 of a volume give GLCL, nearby slice positions give PCL. ``moco_loss`` and ``byol_loss`` are
 the momentum methods' objectives; ``local_discrimination_loss`` and ``prior_kl`` serve local
 discrimination; ``vae_loss`` is the beta-VAE objective used to learn the features that are
-clustered.
+clustered; ``scan_loss`` and ``self_label_loss`` are SCAN's two steps, studied as a way to
+refine the stratification's clusters (``benchmarks/scan_refine_study.py``).
 """
 
 from medcl.losses._contrastive import ClusterContrastiveLoss, cluster_contrastive_loss
@@ -17,6 +18,7 @@ from medcl.losses._local import (
     prior_kl,
 )
 from medcl.losses._momentum import byol_loss, moco_loss
+from medcl.losses._scan import scan_loss, self_label_loss
 from medcl.losses._vae import vae_loss
 
 __all__ = [
@@ -29,5 +31,7 @@ __all__ = [
     "mask_statistics",
     "moco_loss",
     "prior_kl",
+    "scan_loss",
+    "self_label_loss",
     "vae_loss",
 ]
