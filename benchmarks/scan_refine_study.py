@@ -36,7 +36,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from clustering_study import where_wrong  # noqa: E402  (benchmarks/ is on sys.path when run)
-from k_rule_study import load_run  # noqa: E402
+from k_rule_study import load_run, mapped_predictions  # noqa: E402
 from torch import nn  # noqa: E402
 
 from medcl._load import load_npy, load_torch  # noqa: E402
@@ -158,7 +158,23 @@ def score(cfg, clusters, h, tr, te, y_tr, y_te, mapped, k: int) -> dict:
     }
 
 
-def study_run(run: Path, epochs: int, self_label_epochs: int) -> dict:
+def score_reclustered(cfg, h, tr, te, y_tr, y_te, mapped) -> dict:
+    """The packaged clustering (k by ``cluster.k_rule``, ``cluster.method``, assignment by
+    ``cluster.assign``) of the refined encoder's latents ``h``, scored as the evaluation."""
+    from medcl.stages.stratify.clustering import cluster_latents
+
+    z = latent_space(h, cfg.cluster.normalize)
+    labels, k, _ = cluster_latents(z[tr], cfg)
+    pred, m = mapped_predictions(z, tr, te, y_tr, mapped, labels, k, cfg)
+    errors = where_wrong(z, tr, te, y_tr, y_te, labels, m, pred, cfg.evaluate.knn_k)
+    return {
+        "k": int(k),
+        "mapping": float((pred == y_te).mean()),
+        "misplaced_by_digit": errors["misplaced_by_digit"],
+    }
+
+
+def study_run(run: Path, epochs: int, self_label_epochs: int, recluster: bool = False) -> dict:
     t0 = time.perf_counter()
     cfg, _, tr, te, y_tr, y_te, mapped = load_run(run)
     from medcl.stages.stratify._shared import load_stratify_data
@@ -190,29 +206,37 @@ def study_run(run: Path, epochs: int, self_label_epochs: int) -> dict:
     hist = train_scan(net, x_tr, nbrs, views, device, epochs, 0, cfg.run.seed)
     out["scan_step"] = score(cfg, *predict(net, x, device), tr, te, y_tr, y_te, mapped, k)
     hist2 = train_scan(net, x_tr, nbrs, views, device, 0, self_label_epochs, cfg.run.seed + 1)
-    out["scan+self_label"] = score(cfg, *predict(net, x, device), tr, te, y_tr, y_te, mapped, k)
+    clusters, h = predict(net, x, device)
+    out["scan+self_label"] = score(cfg, clusters, h, tr, te, y_tr, y_te, mapped, k)
+    if recluster:  # the refined encoder's latents, clustered as the packaged stage does
+        out["reclustered"] = score_reclustered(cfg, h, tr, te, y_tr, y_te, mapped)
     out["loss"] = {"scan": hist["scan"], "self_label": hist2["self_label"]}
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
 
 def summary(results: list[dict]) -> str:
+    re = all("reclustered" in r for r in results)
     lines = [
         "| run | k | packaged: mapping, kNN, linear | SCAN step: mapping, kNN, linear, "
-        "clusters used | SCAN + self-label: mapping, kNN, linear, clusters used | s |",
-        "|---|---|---|---|---|---|",
+        "clusters used | SCAN + self-label: mapping, kNN, linear, clusters used |"
+        + (" refined latents clustered: k, mapping |" if re else "")
+        + " s |",
+        "|---|---|---|---|---|" + ("---|" if re else "") + "---|",
     ]
     for r in results:
         p, a, b = r["packaged"], r["scan_step"], r["scan+self_label"]
+        c = f" {r['reclustered']['k']}, {r['reclustered']['mapping']:.3f} |" if re else ""
         lines.append(
             f"| {r['run']} | {r['k']} | {p['mapping']:.3f}, {p['knn']:.3f}, {p['linear']:.3f} "
             f"| {a['mapping']:.3f}, {a['knn']:.3f}, {a['linear']:.3f}, {a['clusters_used']} "
-            f"| {b['mapping']:.3f}, {b['knn']:.3f}, {b['linear']:.3f}, {b['clusters_used']} "
-            f"| {r['seconds']:.0f} |"
+            f"| {b['mapping']:.3f}, {b['knn']:.3f}, {b['linear']:.3f}, {b['clusters_used']} |"
+            f"{c} {r['seconds']:.0f} |"
         )
     lines.append("")
+    steps = ["scan_step", "scan+self_label"] + (["reclustered"] if re else [])
     for r in results:
-        for step in ("scan_step", "scan+self_label"):
+        for step in steps:
             moved = {d: n for d, n in r[step]["misplaced_by_digit"].items() if n >= 6}
             pairs = ", ".join(f"{d} {n}" for d, n in moved.items()) or "none"
             lines.append(
@@ -221,8 +245,8 @@ def summary(results: list[dict]) -> str:
     if len(results) > 1:
         lines.append("")
         lines.append("paired differences from the packaged run (95% t interval):")
-        for step in ("scan_step", "scan+self_label"):
-            for metric in ("mapping", "knn", "linear"):
+        for step in steps:
+            for metric in ("mapping", "knn", "linear") if step != "reclustered" else ("mapping",):
                 d = paired_difference(
                     [r[step][metric] for r in results], [r["packaged"][metric] for r in results]
                 )
@@ -239,12 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", type=Path, help="finished medcl stratify run directories")
     ap.add_argument("--epochs", type=int, default=50, help="SCAN clustering-step epochs")
     ap.add_argument("--self-label-epochs", type=int, default=50, help="self-labelling epochs")
+    ap.add_argument(
+        "--recluster",
+        action="store_true",
+        help="also cluster the refined encoder's latents as the packaged stage does "
+        "(k by cluster.k_rule, cluster.method) and score that mapping",
+    )
     ap.add_argument("--json", type=Path, help="write every run's numbers here")
     args = ap.parse_args(argv)
     results = []
     for run in args.runs:
         print(f"{run}:", flush=True)
-        results.append(study_run(run, args.epochs, args.self_label_epochs))
+        results.append(study_run(run, args.epochs, args.self_label_epochs, args.recluster))
         if args.json:  # after every run, so a stopped study keeps what it finished
             atomic_write_text(args.json, json.dumps(results, indent=1))
     print(summary(results))

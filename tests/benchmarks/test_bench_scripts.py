@@ -194,6 +194,24 @@ def test_k_rule_study_scores_the_mapping_as_the_evaluation_does(tmp_path):
     clustering_study.montage({"a": c}, {"a": out}, tmp_path / "m.png")
     assert (tmp_path / "m.png").stat().st_size > 1000
 
+    import scan_refine_study  # SCAN from the run's warm-up encoder and k
+
+    untrained = scan_refine_study.study_run(out, 0, 0, recluster=True)  # the warm-up's encoder
+    knn = metrics["rows"]["kNN (k=5)"]["accuracy"]
+    assert untrained["packaged"]["knn"] == knn and untrained["k"] == metrics["k"]
+    assert untrained["scan_step"]["knn"] == pytest.approx(knn)  # what the evaluation saw
+    assert untrained["scan+self_label"]["linear"] == pytest.approx(untrained["packaged"]["linear"])
+    accuracy = metrics["rows"]["majority mapping"]["accuracy"]
+    assert untrained["reclustered"]["mapping"] == pytest.approx(accuracy)  # the stage's clustering
+    assert untrained["reclustered"]["k"] == metrics["k"]
+    s = scan_refine_study.study_run(out, 1, 1, recluster=True)
+    assert 2 <= s["reclustered"]["k"] <= 5 and 0 <= s["reclustered"]["mapping"] <= 1
+    assert len(s["loss"]["scan"]) == 1 and len(s["loss"]["self_label"]) == 1
+    for step in ("scan_step", "scan+self_label"):
+        assert 0 <= s[step]["mapping"] <= 1 and 1 <= s[step]["clusters_used"] <= metrics["k"]
+    table = scan_refine_study.summary([untrained, s])
+    assert "paired differences" in table and "reclustered mapping" in table
+
 
 def test_compare_robustness_pairs_the_variants_both_tables_have(tmp_path, capsys):
     import json
