@@ -188,6 +188,7 @@ def study_run(run: Path, epochs: int, self_label_epochs: int, recluster: bool = 
     k = int(json.loads((run / "cluster.json").read_text())["k"])
     z0 = latent_space(load_npy(run / "embed" / "latents.npy"), True)
     nbrs = neighbours_of(z0[tr], SETTINGS["neighbours"])
+    torch.manual_seed(cfg.run.seed)  # the head's initial weights
     net = Clusterer(copy.deepcopy(model.encoder), cfg.model.latent_dim, k)
     net = net.to(device, memory_format=torch.channels_last)
     views = make_views(cfg, size).to(device)
