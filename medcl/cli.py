@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-STRATIFY_STAGES = ("warmup", "embed", "cluster", "decoder", "evaluate", "report")
+STRATIFY_STAGES = ("warmup", "refine", "embed", "cluster", "decoder", "evaluate", "report")
 
 
 def _stratify_parsers(sub) -> None:
@@ -198,10 +198,13 @@ def _stratify_parsers(sub) -> None:
         "stratify",
         help="unsupervised stratification with a contrastive autoencoder (Ferrante et al.)",
         description="Train a contrastive autoencoder (NT-Xent + 0.1 x reconstruction, LARS), "
-        "cluster its latent space (cluster.method kmeans, ward, spectral or merge; k fixed or by "
+        "optionally refine its encoder with SCAN (refine.epochs > 0: neighbours share a "
+        "confident cluster), cluster its latent space (cluster.method kmeans, ward, spectral or "
+        "merge; k fixed or by "
         "cluster.k_rule: elbow, silhouette, stability or eigengap), decode the prototypes with a "
         "conditional decoder and judge the clusters against labels (majority mapping, kNN, "
-        "linear probe). Six stages, each with its done.json in the run directory: "
+        "linear probe). Seven stages, each with its done.json in the run directory (refine only "
+        "with refine.epochs > 0): "
         f"{' -> '.join(STRATIFY_STAGES)}. A rerun reuses every finished stage and recomputes "
         "the one whose settings changed and those after it (one line each says why). Writes "
         "config.yaml, assignments.csv, prototypes.npy, metrics.json/.md and report.html.",

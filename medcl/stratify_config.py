@@ -157,6 +157,36 @@ class WarmupConfig(_Section):
         return self
 
 
+class RefineConfig(_Section):
+    """Between the warm-up and the embeddings: SCAN's refinement of the warm-up's encoder
+    (Van Gansbeke et al. 2020), not in the paper. A linear head of k clusters (k by
+    ``cluster.k_rule`` on the warm-up's latents) is put on the encoder and the whole network
+    is trained so that each training image and one of its nearest neighbours share a
+    confident cluster (with an entropy term on the batch's mean assignment), then on its own
+    confident clusters (self-labelling). The head is dropped; the refined encoder's latents
+    are what every later stage uses."""
+
+    epochs: int = Field(
+        0,
+        ge=0,
+        description="epochs of SCAN's clustering step; 0: no refinement, the warm-up's "
+        "encoder is used as it is",
+    )
+    self_label_epochs: int = Field(50, ge=0, description="epochs of the self-labelling step")
+    neighbours: int = Field(
+        20, ge=1, description="nearest training latents (cosine) an image is paired with"
+    )
+    entropy_weight: float = Field(
+        5.0, ge=0, description="weight of the entropy of the mean assignment (SCAN's lambda)"
+    )
+    threshold: float = Field(
+        0.99, gt=0, lt=1, description="self-labelling: the confidence an image needs to count"
+    )
+    lr: float = Field(1e-4, gt=0, description="Adam's learning rate, constant")
+    weight_decay: float = Field(1e-4, ge=0)
+    batch_size: int = Field(128, ge=2)
+
+
 class StratifyClusterConfig(KRangeSection):
     method: Literal["kmeans", "ward", "spectral", "merge"] = Field(
         "kmeans",
@@ -228,6 +258,7 @@ class StratifyConfig(_Section):
     data: StratifyDataConfig = StratifyDataConfig()
     model: StratifyModelConfig = StratifyModelConfig()
     warmup: WarmupConfig = WarmupConfig()
+    refine: RefineConfig = RefineConfig()
     cluster: StratifyClusterConfig = StratifyClusterConfig()
     decoder: DecoderConfig = DecoderConfig()
     evaluate: StratifyEvalConfig = StratifyEvalConfig()

@@ -1,7 +1,7 @@
 """Plots and report of ``medcl stratify``: t-SNE with decoded prototypes, prototype grid, gallery.
 
 Everything comes from the run directory the stratify stages wrote (``metrics.json``,
-``cluster.json``, ``decoder/decoded.npy``, ``evaluate/latents.npy`` and ``clusters.npy``,
+``cluster.json``, the training stages' ``done.json`` (loss histories), ``decoder/decoded.npy``, ``evaluate/latents.npy`` and ``clusters.npy``,
 ``config.yaml``); only the evaluated images themselves are passed in. Nothing here imports
 a stage.
 """
@@ -124,6 +124,33 @@ def elbow_plot(info: dict):
     return fig
 
 
+def training_curves(records: dict[str, dict]):
+    """One panel per training stage that recorded a loss history (``warmup``, ``refine``
+    with its two steps, ``decoder``: their ``done.json``), loss against epoch; None if none."""
+    panels = []
+    for stage, title in (("warmup", "warm-up"), ("refine", "refinement"), ("decoder", "decoder")):
+        done = records.get(stage) or {}
+        steps = done.get("loss_by_step") or ({stage: done["loss"]} if done.get("loss") else {})
+        steps = {name: v for name, v in steps.items() if v}
+        if steps:
+            panels.append((title, steps))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.0), squeeze=False)
+    for ax, (title, steps) in zip(axes[0], panels, strict=True):
+        start = 0  # steps one after the other, each on its own loss axis (their scales differ)
+        for i, (name, loss) in enumerate(steps.items()):
+            a = ax if i == 0 else ax.twinx()
+            a.plot(range(start + 1, start + len(loss) + 1), loss, lw=1.2, color=f"C{i}")
+            a.set_ylabel(f"{name} loss" if len(steps) > 1 else "loss", color=f"C{i}", fontsize=8)
+            start += len(loss)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return fig
+
+
 def metrics_markdown(m: dict) -> str:
     paper = m.get("paper_mnist") or {}
     lines = [
@@ -222,4 +249,11 @@ def write_stratify_report(run: RunDir, images: np.ndarray, labels: np.ndarray | 
         sections.append(
             ("Choice of k", "", _save(elbow_plot(info), run.file("plots", "elbow.png")))
         )
+    trained = ["warmup", "decoder"] + (
+        ["refine"] if (cfg.get("refine") or {}).get("epochs") else []
+    )
+    records = {s: run.read_json(f"{s}/done.json") for s in trained}  # not an old refinement's
+    curves = training_curves({s: r for s, r in records.items() if r})
+    if curves is not None:
+        sections.append(("Training", "", _save(curves, run.file("plots", "training.png"))))
     write_pages(run, "medcl stratify report", sections, cfg)

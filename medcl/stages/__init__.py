@@ -2,7 +2,7 @@
 
 ``features -> cluster -> pretrain -> finetune -> evaluate``, and ``run_pipeline`` chaining
 them over methods x label fractions x seeds. ``medcl.stages.stratify`` holds the stages of
-``medcl stratify`` (warmup -> embed -> cluster -> decoder -> evaluate -> report).
+``medcl stratify`` (warmup -> refine -> embed -> cluster -> decoder -> evaluate -> report).
 """
 
 from medcl.stages.cluster import run_cluster

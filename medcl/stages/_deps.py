@@ -158,9 +158,22 @@ def _stratify_splits(cfg: Any, data: ImageSet) -> dict[str, str]:
     return {f"{s} split": split_fingerprint(data, s) for s in splits}
 
 
-def stratify_embed_deps(cfg: Any, data: ImageSet) -> Deps:
-    """The latents of every image, by the warm-up's encoder."""
+def stratify_refine_deps(cfg: Any, data: ImageSet) -> Deps:
+    """SCAN's refinement of the warm-up's encoder; its head's k is chosen by the clustering
+    stage's rule (``cluster.*``, less a fixed ``cluster.k`` and what only later stages read)."""
+    keys = config_values(cfg.model_dump(mode="json"), ["refine.*", "cluster.*", "run.seed"])
+    for key in ("cluster.k", "cluster.assign", "cluster.temperature"):
+        keys.pop(key)
     up = stratify_warmup_deps(cfg, data)
+    return Deps("stratify refinement", keys, {}, {up.stage: up.fingerprint})
+
+
+def stratify_embed_deps(cfg: Any, data: ImageSet) -> Deps:
+    """The latents of every image, by the warm-up's encoder or, with ``refine.epochs`` > 0,
+    the refined one. Off, the refinement's keys are nowhere in the records, so run
+    directories from before it are reused."""
+    refined = cfg.refine.epochs > 0
+    up = (stratify_refine_deps if refined else stratify_warmup_deps)(cfg, data)
     return Deps("stratify embeddings", {}, _stratify_splits(cfg, data), {up.stage: up.fingerprint})
 
 

@@ -1,15 +1,17 @@
 """``medcl stratify``: unsupervised stratification with a contrastive autoencoder.
 
 Ferrante, Boccato, Duggento, Spasov, Toschi, "Contrastive learning for unsupervised medical
-image clustering and reconstruction". Six stages exchange files through the run directory,
+image clustering and reconstruction". Seven stages exchange files through the run directory,
 each with its ``done.json`` record (what it read, what it wrote), each runnable alone with
-``medcl stratify --stage NAME``:
+``medcl stratify --stage NAME`` (``refine``, SCAN on the warm-up's encoder, runs only with
+``refine.epochs`` > 0):
 
 ============  ===========================================  ==================================
 stage         reads                                        writes
 ============  ===========================================  ==================================
 ``warmup``    training images                              ``warmup/model.pt``
-``embed``     ``warmup/model.pt``, every image             ``embed/latents.npy``
+``refine``    ``warmup/model.pt``, training images         ``refine/encoder.pt``
+``embed``     ``warmup/model.pt`` (+ refined), every image ``embed/latents.npy``
 ``cluster``   ``embed/latents.npy``                        ``prototypes.npy``, ``cluster.json``
 ``decoder``   ``warmup/model.pt``, ``prototypes.npy``      ``decoder.pt``, ``model.pt/.json``
 ``evaluate``  latents, prototypes, models, labels          ``assignments.csv``, ``metrics.*``

@@ -17,6 +17,7 @@ from medcl.rundir import RunDir
 from medcl.stratify_config import StratifyConfig
 
 WARMUP_MODEL = "warmup/model.pt"
+REFINED_ENCODER = "refine/encoder.pt"
 LATENTS = "embed/latents.npy"
 DECODER_MODEL = "decoder/decoder.pt"
 
@@ -146,12 +147,16 @@ def build_model(cfg: StratifyConfig, channels: int, image_size: tuple[int, int])
     return ContrastiveAutoencoder(channels, image_size, m.widths, m.latent_dim, m.projector, m.norm)
 
 
-def load_warmup_model(job: Job, x: torch.Tensor) -> ContrastiveAutoencoder:
-    """The warm-up's contrastive autoencoder from ``warmup/model.pt``, laid out as it was
-    trained (channels_last), so that what it computes is what the warm-up computed."""
+def load_trained_model(job: Job, x: torch.Tensor, refined: bool = True) -> ContrastiveAutoencoder:
+    """The warm-up's contrastive autoencoder from ``warmup/model.pt``, with the refined
+    encoder of ``refine/encoder.pt`` in it when ``refine.epochs`` > 0 (and ``refined``),
+    laid out as it was trained (channels_last), so that what it computes is what training
+    computed."""
     size = (int(x.shape[2]), int(x.shape[3]))
     model = build_model(job.cfg, x.shape[1], size).to(job.device, memory_format=torch.channels_last)
     model.load_state_dict(load_torch(job.run.path / WARMUP_MODEL))
+    if refined and job.cfg.refine.epochs > 0:
+        model.encoder.load_state_dict(load_torch(job.run.path / REFINED_ENCODER))
     return model.eval()
 
 

@@ -21,7 +21,7 @@ from medcl.rundir import atomic_save_npy, atomic_torch_save, say
 from medcl.stages._checks import check_trained
 from medcl.stages._deps import stratify_cluster_deps, stratify_decoder_deps, stratify_warmup_deps
 from medcl.stages._done import require_current, reusable, write_record
-from medcl.stages.stratify._shared import Job, latent_space, load_warmup_model
+from medcl.stages.stratify._shared import Job, latent_space, load_trained_model
 from medcl.train import train_loop
 
 RECORD = "decoder/done.json"
@@ -102,7 +102,7 @@ def run_decoder(job: Job) -> dict:
     )
     t0 = time.perf_counter()
     x_all = job.x_all()
-    model = load_warmup_model(job, x_all)
+    model = load_trained_model(job, x_all)
     prototypes = load_npy(run.path / "prototypes.npy")
     x_tr = x_all[torch.from_numpy(job.tr)]
     dec, history = train_decoder(cfg, run, model, x_tr, prototypes, job.fabric, deps.fingerprint)

@@ -1,6 +1,7 @@
-"""Stage 2, embeddings: the warm-up's frozen encoder applied to every image.
+"""Stage 2, embeddings: the warm-up's frozen encoder (or the refined one, ``refine.epochs`` >
+0) applied to every image.
 
-Reads ``warmup/model.pt``; writes ``embed/latents.npy`` (one latent per image of the data
+Reads ``warmup/model.pt`` (and ``refine/encoder.pt``); writes ``embed/latents.npy`` (one latent per image of the data
 set, in its order, before ``cluster.normalize``) and ``embed/done.json``.
 """
 
@@ -10,9 +11,9 @@ import time
 
 from medcl.rundir import atomic_save_npy
 from medcl.stages._checks import check_seconds
-from medcl.stages._deps import stratify_embed_deps, stratify_warmup_deps
+from medcl.stages._deps import stratify_embed_deps, stratify_refine_deps, stratify_warmup_deps
 from medcl.stages._done import require_current, reusable, write_record
-from medcl.stages.stratify._shared import LATENTS, Job, encode, load_warmup_model
+from medcl.stages.stratify._shared import LATENTS, Job, encode, load_trained_model
 
 RECORD = "embed/done.json"
 
@@ -23,11 +24,15 @@ def run_embed(job: Job) -> dict:
     done = reusable(job.run, RECORD, deps, check_seconds)
     if done:
         return done
-    up = stratify_warmup_deps(job.cfg, data)
-    require_current(job.run, "warmup/done.json", up, job.command("warmup"))
+    require_current(
+        job.run, "warmup/done.json", stratify_warmup_deps(job.cfg, data), job.command("warmup")
+    )
+    if job.cfg.refine.epochs > 0:
+        up = stratify_refine_deps(job.cfg, data)
+        require_current(job.run, "refine/done.json", up, job.command("refine"))
     t0 = time.perf_counter()
     x_all = job.x_all()
-    model = load_warmup_model(job, x_all)
+    model = load_trained_model(job, x_all)
     atomic_save_npy(job.run.file(LATENTS), encode(model.encoder, x_all, job.device))
     done = {"seconds": round(time.perf_counter() - t0, 1), "n": len(x_all)}
     return write_record(job.run, RECORD, done, deps, [LATENTS])

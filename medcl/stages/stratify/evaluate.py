@@ -26,7 +26,7 @@ from medcl.rundir import atomic_save_npy, atomic_write_text
 from medcl.stages._checks import check_seconds
 from medcl.stages._deps import stratify_decoder_deps, stratify_evaluate_deps
 from medcl.stages._done import read_payload, require_current, reusable, write_record
-from medcl.stages.stratify._shared import LATENTS, Job, encode, latent_space, load_warmup_model
+from medcl.stages.stratify._shared import LATENTS, Job, encode, latent_space, load_trained_model
 from medcl.stages.stratify.decoder import load_decoder, residual_and_assignment
 
 RECORD = "evaluate/done.json"
@@ -158,8 +158,10 @@ def label_metrics(cfg, fabric, x_all, h_all, clusters, labels, tr, te, k) -> dic
 
 def _upstream_seconds(job: Job) -> dict[str, float]:
     out = {}
-    for stage, rel in (("warmup", "warmup"), ("cluster", "cluster"), ("decoder", "decoder")):
-        out[stage] = float((read_payload(job.run, f"{rel}/done.json") or {}).get("seconds", 0.0))
+    stages = ["warmup", "refine", "cluster", "decoder"] if job.cfg.refine.epochs else [
+        "warmup", "cluster", "decoder"]  # fmt: skip
+    for stage in stages:
+        out[stage] = float((read_payload(job.run, f"{stage}/done.json") or {}).get("seconds", 0.0))
     return out
 
 
@@ -195,7 +197,7 @@ def run_evaluate(job: Job) -> dict:
     if labels is not None:
         rows = label_metrics(cfg, job.fabric, x_all, h_all, clusters, labels, tr, te, k)
     cm = cluster_metrics(z_all[te], clusters[te], None if labels is None else labels[te])
-    model = load_warmup_model(job, x_all)
+    model = load_trained_model(job, x_all)
     dec = load_decoder(job, model, k)
     with torch.no_grad():
         xt = x_all[torch.from_numpy(te)].to(job.device)

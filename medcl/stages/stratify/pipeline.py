@@ -1,4 +1,5 @@
-"""``medcl stratify``: the six stages in order, or one of them alone.
+"""``medcl stratify``: the seven stages in order, or one of them alone (``refine`` runs only
+with ``refine.epochs`` > 0).
 
 Each stage reads its inputs from the run directory and writes its outputs and its
 ``done.json`` record there (:mod:`medcl.stages._done`); a rerun reuses every stage whose
@@ -20,11 +21,12 @@ from medcl.stages._deps import (
     stratify_decoder_deps,
     stratify_embed_deps,
     stratify_evaluate_deps,
+    stratify_refine_deps,
     stratify_report_deps,
     stratify_warmup_deps,
 )
 from medcl.stages._done import inspect_record
-from medcl.stages.stratify import clustering, decoder, embed, evaluate, report, warmup
+from medcl.stages.stratify import clustering, decoder, embed, evaluate, refine, report, warmup
 from medcl.stages.stratify._shared import Job, load_stratify_data
 from medcl.stratify_config import StratifyConfig
 from medcl.train import make_fabric
@@ -32,6 +34,7 @@ from medcl.train import make_fabric
 # name -> (the stage, its record, what it writes, its dependencies)
 STAGES: dict[str, tuple[Callable[[Job], dict], str, list[str], Callable]] = {
     "warmup": (warmup.run_warmup, warmup.RECORD, warmup.OUTPUTS, stratify_warmup_deps),
+    "refine": (refine.run_refine, refine.RECORD, refine.OUTPUTS, stratify_refine_deps),
     "embed": (embed.run_embed, embed.RECORD, [embed.LATENTS], stratify_embed_deps),
     "cluster": (
         clustering.run_clustering, clustering.RECORD, clustering.OUTPUTS, stratify_cluster_deps
