@@ -16,7 +16,11 @@ training labels) of the evaluation images' head clusters, kNN (k = evaluate.knn_
 linear probe on the refined encoder's latents. The run's own metrics are the reference; the
 summary gives the paired differences over the runs with 95% t intervals.
 
-    python benchmarks/scan_refine_study.py RUN [RUN ...] [--json OUT]
+    python benchmarks/scan_refine_study.py RUN [RUN ...] [--recluster] [--json OUT]
+
+This is the study that chose the ``refine`` stage (``benchmarks/results/scan/``): the stage
+trains the same two steps through ``medcl.train.train_loop`` (checkpoints, devices), so its
+random draws, and its numbers, are not the study's bit for bit.
 
 Per run it also lists the training digits in another digit's clusters after each step (as
 ``benchmarks/clustering_study.py`` does for the packaged partition).
@@ -37,7 +41,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from clustering_study import where_wrong  # noqa: E402  (benchmarks/ is on sys.path when run)
 from k_rule_study import load_run, mapped_predictions  # noqa: E402
-from torch import nn  # noqa: E402
 
 from medcl._load import load_npy, load_torch  # noqa: E402
 from medcl.data import stratified_split  # noqa: E402
@@ -55,6 +58,7 @@ from medcl.stages.stratify._shared import (  # noqa: E402
     encode,
     latent_space,
 )
+from medcl.stages.stratify.refine import Clusterer, nearest_neighbours  # noqa: E402
 from medcl.stages.stratify.warmup import make_views  # noqa: E402
 from medcl.train import make_fabric  # noqa: E402
 
@@ -67,25 +71,6 @@ SETTINGS = {
     "weight_decay": 1e-4,
     "batch_size": 128,
 }
-
-
-class Clusterer(nn.Module):
-    """The warm-up encoder with a linear head of ``k`` clusters on its latent."""
-
-    def __init__(self, encoder: nn.Module, latent_dim: int, k: int):
-        super().__init__()
-        self.encoder, self.head = encoder, nn.Linear(latent_dim, k)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x))
-
-
-def neighbours_of(z: np.ndarray, n: int) -> np.ndarray:
-    """Each row's ``n`` nearest other rows (cosine on L2-normalised ``z``)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    idx = NearestNeighbors(n_neighbors=n + 1).fit(z).kneighbors(z, return_distance=False)
-    return idx[:, 1:]
 
 
 def train_scan(net, x, nbrs, views, device, epochs: int, self_label_epochs: int, seed: int):
@@ -187,7 +172,7 @@ def study_run(run: Path, epochs: int, self_label_epochs: int, recluster: bool = 
     model.load_state_dict(load_torch(run / WARMUP_MODEL))
     k = int(json.loads((run / "cluster.json").read_text())["k"])
     z0 = latent_space(load_npy(run / "embed" / "latents.npy"), True)
-    nbrs = neighbours_of(z0[tr], SETTINGS["neighbours"])
+    nbrs = nearest_neighbours(z0[tr], SETTINGS["neighbours"])
     torch.manual_seed(cfg.run.seed)  # the head's initial weights
     net = Clusterer(copy.deepcopy(model.encoder), cfg.model.latent_dim, k)
     net = net.to(device, memory_format=torch.channels_last)

@@ -65,6 +65,7 @@ def test_stratify_robustness_reruns_other_rules_on_the_same_latents_and_judges_t
     import numpy as np
     import stratify_robustness
 
+    # without the refinement: the SCAN study starts from the warm-up's latents
     tiny = ["data.max_train=120", "warmup.epochs=1", "decoder.epochs=1",
             "evaluate.probe_epochs=2", "evaluate.baselines=false", "cluster.k_max=4",
             "model.widths=[4,8]", "model.latent_dim=8", "model.projector=[16,8]"]  # fmt: skip
@@ -140,9 +141,11 @@ def test_k_rule_study_scores_the_mapping_as_the_evaluation_does(tmp_path):
     from medcl.stages.stratify import run_stratify
     from medcl.stratify_config import load_stratify_config
 
+    # without the refinement: the SCAN study starts from the warm-up's latents
     tiny = ["data.max_train=120", "warmup.epochs=1", "decoder.epochs=1",
             "evaluate.probe_epochs=2", "evaluate.baselines=false", "cluster.k_max=5",
-            "model.widths=[4,8]", "model.latent_dim=8", "model.projector=[16,8]"]  # fmt: skip
+            "model.widths=[4,8]", "model.latent_dim=8", "model.projector=[16,8]",
+            "refine.epochs=0"]  # fmt: skip
     out = tmp_path / "run"
     run_stratify(load_stratify_config(packaged_config("stratify-mnist"), tiny), out)
     metrics = json.loads((out / "metrics.json").read_text())
