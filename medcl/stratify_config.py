@@ -160,7 +160,7 @@ class WarmupConfig(_Section):
 class RefineConfig(_Section):
     """Between the warm-up and the embeddings: SCAN's refinement of the warm-up's encoder
     (Van Gansbeke et al. 2020), not in the paper. A linear head of k clusters (k by
-    ``cluster.k_rule`` on the warm-up's latents) is put on the encoder and the whole network
+    ``refine.k_rule`` on the warm-up's latents) is put on the encoder and the whole network
     is trained so that each training image and one of its nearest neighbours share a
     confident cluster (with an entropy term on the batch's mean assignment), then on its own
     confident clusters (self-labelling). The head is dropped; the refined encoder's latents
@@ -173,6 +173,12 @@ class RefineConfig(_Section):
         "encoder is used as it is",
     )
     self_label_epochs: int = Field(50, ge=0, description="epochs of the self-labelling step")
+    k_rule: Literal["elbow", "silhouette", "stability", "eigengap"] = Field(
+        "stability",
+        description="how the head's k is read from the warm-up's latents (with the cluster "
+        "section's method, k range and rule settings); its own key, so that trying another "
+        "cluster.k_rule or a fixed cluster.k reruns only the clustering",
+    )
     neighbours: int = Field(
         20, ge=1, description="nearest training latents (cosine) an image is paired with"
     )

@@ -159,10 +159,11 @@ def _stratify_splits(cfg: Any, data: ImageSet) -> dict[str, str]:
 
 
 def stratify_refine_deps(cfg: Any, data: ImageSet) -> Deps:
-    """SCAN's refinement of the warm-up's encoder; its head's k is chosen by the clustering
-    stage's rule (``cluster.*``, less a fixed ``cluster.k`` and what only later stages read)."""
+    """SCAN's refinement of the warm-up's encoder; its head's k is read by ``refine.k_rule``
+    with the clustering settings (``cluster.*``, less the clustering's own k, its rule and
+    what only later stages read)."""
     keys = config_values(cfg.model_dump(mode="json"), ["refine.*", "cluster.*", "run.seed"])
-    for key in ("cluster.k", "cluster.assign", "cluster.temperature"):
+    for key in ("cluster.k", "cluster.k_rule", "cluster.assign", "cluster.temperature"):
         keys.pop(key)
     up = stratify_warmup_deps(cfg, data)
     return Deps("stratify refinement", keys, {}, {up.stage: up.fingerprint})

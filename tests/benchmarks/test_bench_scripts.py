@@ -65,7 +65,6 @@ def test_stratify_robustness_reruns_other_rules_on_the_same_latents_and_judges_t
     import numpy as np
     import stratify_robustness
 
-    # without the refinement: the SCAN study starts from the warm-up's latents
     tiny = ["data.max_train=120", "warmup.epochs=1", "decoder.epochs=1",
             "evaluate.probe_epochs=2", "evaluate.baselines=false", "cluster.k_max=4",
             "model.widths=[4,8]", "model.latent_dim=8", "model.projector=[16,8]"]  # fmt: skip
@@ -85,7 +84,7 @@ def test_stratify_robustness_reruns_other_rules_on_the_same_latents_and_judges_t
     text = (tmp_path / "table.md").read_text()
     assert "| cut | stability | 120 / 950 (test) |" in text  # the packaged rule, 8s halved
     assert "| cut | eigengap |" in text
-    # the other rule clustered the latents the packaged rule's warm-up produced
+    # the other rule clustered the latents the packaged rule's warm-up (and refinement) produced
     same = np.load(tmp_path / "cut" / "embed" / "latents.npy")
     assert np.array_equal(np.load(tmp_path / "cut@eigengap" / "embed" / "latents.npy"), same)
     # random-feature scores are far below the goals: the verdict must say so
@@ -141,6 +140,7 @@ def test_k_rule_study_scores_the_mapping_as_the_evaluation_does(tmp_path):
     from medcl.stages.stratify import run_stratify
     from medcl.stratify_config import load_stratify_config
 
+    # without the refinement: the SCAN study starts from the warm-up's latents
     # without the refinement: the SCAN study starts from the warm-up's latents
     tiny = ["data.max_train=120", "warmup.epochs=1", "decoder.epochs=1",
             "evaluate.probe_epochs=2", "evaluate.baselines=false", "cluster.k_max=5",

@@ -74,11 +74,12 @@ def test_on_every_later_stage_uses_the_refined_encoder(tmp_path, capsys):
     capsys.readouterr()
     assert main(["stratify", *ON, "refine.entropy_weight=2", "--out", str(out)]) == 0
     assert ": rerun," not in capsys.readouterr().err
-    # a fixed k reruns the clustering only, as without the refinement
-    assert main(["stratify", *ON, "refine.entropy_weight=2", "cluster.k=3", "--out", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "stratify clustering: rerun" in err and "refinement: rerun" not in err
-    assert "embeddings: rerun" not in err
+    # a fixed k or another k rule reruns the clustering only, as without the refinement
+    for change in ("cluster.k=3", "cluster.k_rule=silhouette"):
+        assert main(["stratify", *ON, "refine.entropy_weight=2", change, "--out", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert "stratify clustering: rerun" in err and "refinement: rerun" not in err, change
+        assert "embeddings: rerun" not in err
 
 
 def test_the_stage_alone_needs_a_finished_warmup(tmp_path, capsys):
@@ -105,16 +106,23 @@ def test_neighbours_are_the_nearest_others_by_cosine():
     assert nearest_neighbours(z, 1)[:, 0].tolist() == [1, 0, 3, 2]
 
 
-def test_the_heads_k_is_the_clustering_stages_rule_even_with_a_fixed_k():
+def test_the_heads_k_is_its_own_rule_whatever_the_clusterings_k_and_rule():
     rng = np.random.default_rng(0)
     blobs = np.concatenate([rng.normal(c, 0.05, (40, 3)) for c in np.eye(3) * 5])
     cfg = load_stratify_config(packaged_config("stratify-mnist"), ["cluster.k_max=6"])
     k = cluster_latents(latent_space(blobs, True), cfg)[1]  # what the clustering stage picks
     assert head_k(cfg, blobs) == k and 2 <= k <= 6
-    fixed = load_stratify_config(
-        packaged_config("stratify-mnist"), ["cluster.k_max=6", "cluster.k=7"]
-    )
+    other = ["cluster.k_max=6", "cluster.k=7", "cluster.k_rule=elbow"]
+    fixed = load_stratify_config(packaged_config("stratify-mnist"), other)
     assert head_k(fixed, blobs) == k and fixed.cluster.k == 7  # the config is left as it was
+    by_elbow = load_stratify_config(
+        packaged_config("stratify-mnist"), [*other, "refine.k_rule=elbow"]
+    )
+    by_elbow.cluster.k = None
+    assert (
+        head_k(by_elbow, blobs)
+        == cluster_latents(latent_space(blobs, True), by_elbow)[2]["elbow_k"]
+    )
 
 
 def test_the_reports_training_panels_follow_the_records():

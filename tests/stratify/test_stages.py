@@ -56,7 +56,7 @@ def test_one_stage_alone_from_the_run_directory(tmp_path, capsys):
     # a stage whose upstream is not finished says which command to run first
     assert main(["stratify", "--run", str(out), "--stage", "cluster"]) == 2
     assert "medcl stratify --stage embed" in capsys.readouterr().err
-    for stage in ("embed", "cluster", "decoder", "evaluate", "report"):
+    for stage in ("refine", "embed", "cluster", "decoder", "evaluate", "report"):
         assert main(["stratify", "--run", str(out), "--stage", stage]) == 0, stage
     assert (out / "report.html").is_file() and (out / "metrics.json").is_file()
 

@@ -5,8 +5,8 @@ writes ``refine/encoder.pt`` (the refined encoder's state dict) and ``refine/don
 (the head's k, both steps' losses). While it trains, ``refine/checkpoint-scan.pt`` and
 ``refine/checkpoint-self_label.pt`` let a killed run resume.
 
-A linear head of k clusters goes on the encoder, k chosen by the clustering stage's rule
-(``cluster.k_rule``, not a fixed ``cluster.k``) but on the warm-up's latents. Step 1 (``refine.epochs``): an image and one of
+A linear head of k clusters goes on the encoder, k read from the warm-up's latents by
+``refine.k_rule`` (stability) with the clustering stage's method and settings. Step 1 (``refine.epochs``): an image and one of
 its ``refine.neighbours`` nearest training latents, both through the warm-up's views, should
 share a confident cluster, and the batch's mean assignment should keep a high entropy
 (:func:`medcl.losses.scan_loss`). Step 2 (``refine.self_label_epochs``): the views of the
@@ -62,13 +62,15 @@ def nearest_neighbours(z: np.ndarray, n: int) -> np.ndarray:
 
 
 def head_k(cfg, h_train: np.ndarray) -> int:
-    """The head's k: the clustering stage's rule (``cluster.k_rule`` and its settings) on the
-    warm-up's latents ``h_train``. ``cluster.k`` does not count, so that fixing k reruns only
-    the clustering, not the refinement."""
+    """The head's k: ``refine.k_rule`` with the clustering stage's method, k range and rule
+    settings, on the warm-up's latents ``h_train``. Neither ``cluster.k`` nor
+    ``cluster.k_rule`` counts, so that fixing k or trying another rule reruns only the
+    clustering, on the same refined latents."""
     from medcl.stages.stratify.clustering import cluster_latents
 
     by_rule = cfg.model_copy(deep=True)
     by_rule.cluster.k = None
+    by_rule.cluster.k_rule = cfg.refine.k_rule
     return cluster_latents(latent_space(h_train, cfg.cluster.normalize), by_rule)[1]
 
 
